@@ -1,0 +1,159 @@
+"""The `looptool` command line.
+
+Every command has --help. Bad input ends with one `error: ...` line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from core.errors import UserError
+
+app = typer.Typer(help="looptool: close the data-training loop for tool-calling LLMs.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+eval_app = typer.Typer(help="Evaluate a model on a benchmark, or read stored evaluations.",
+                       no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@app.command("models")
+def models_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+    """List the embedded model and the models configured in $LOOPTOOL_HOME/models.toml."""
+    from core.models import list_models
+
+    rows = list_models()
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="models")
+    for col in ("name", "ready", "path", "source"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["name"], "yes" if r["ready"] else "converted on first use", r["path"], r["source"])
+    Console().print(t)
+
+
+@eval_app.command("bfcl")
+def eval_bfcl(
+    model: str = typer.Option("embedded", help="'embedded', a models.toml name, a local HF checkpoint "
+                              "directory, or a hub id already in the local Hugging Face cache."),
+    backend: str = typer.Option("hf", help="hf (transformers, CPU/CUDA) | vllm (gpu extra) | openai "
+                                "(any OpenAI-compatible /v1/completions endpoint; needs --base-url)."),
+    adapter: Optional[Path] = typer.Option(None, help="LoRA adapter directory to evaluate on top of the model."),
+    mode: str = typer.Option("auto", help="prompt (BFCL system prompt, Python call list) | fc (tools via "
+                             "the chat template, <tool_call> output) | auto (fc if the template renders tools)."),
+    categories: str = typer.Option("all", help="Comma list of categories or groups: all, non_live, live, "
+                                   "multi_turn, single_turn, simple_python, live_multiple, ..."),
+    per_category: Optional[int] = typer.Option(None, min=1, help="Seeded, stable sample of N entries per category."),
+    ids: Optional[str] = typer.Option(None, help="Comma list of entry ids to evaluate."),
+    seed: int = typer.Option(0, help="Seed for --per-category sampling and for sampling decoding."),
+    max_new_tokens: int = typer.Option(256, min=1, help="Generation budget per model step."),
+    temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy."),
+    batch_size: int = typer.Option(8, min=1, help="Prompts per generate call (hf)."),
+    device: str = typer.Option("auto", help="hf backend device: auto | cpu | cuda | cuda:N."),
+    base_url: Optional[str] = typer.Option(None, help="openai backend: server URL, e.g. http://127.0.0.1:8000/v1."),
+    tensor_parallel: int = typer.Option(1, min=1, help="vllm backend: tensor parallel size."),
+    responses: Optional[Path] = typer.Option(None, help="Score this JSONL of pre-generated responses "
+                                             "({id, result} per line); no model is loaded."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
+):
+    """Evaluate on BFCL-v3 (bfcl-eval's data and checkers) and print per-category accuracy and the v3 Overall.
+
+    Rerunning the same command resumes an interrupted evaluation from its records."""
+    from core.store import ResultStore
+    from evals import bfcl_data
+
+    cats = bfcl_data.parse_categories(categories)
+    id_list = [s.strip() for s in ids.split(",") if s.strip()] if ids else None
+    if responses is not None:
+        from evals.bfcl_responses import score_file
+
+        with ResultStore() as store:
+            summary = score_file(responses, mode=mode, store=store, progress=progress)
+    else:
+        from core.backends import load_backend
+        from core.models import resolve
+        from evals.bfcl import EvalConfig, run_eval
+
+        if adapter is not None and not (adapter / "adapter_config.json").exists():
+            raise UserError(f"--adapter {adapter}: no adapter_config.json there (not a peft LoRA adapter)")
+        if backend not in ("hf", "vllm", "openai"):
+            raise UserError(f"--backend: unknown backend {backend!r}; choose hf, vllm or openai")
+        if backend == "openai" and not base_url:
+            raise UserError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        bfcl_data.select(cats, per_category, id_list, seed)  # validate ids before loading a model
+        ref = model if backend == "openai" else resolve(model).path
+        options = {"hf": {"batch_size": batch_size, "device": device},
+                   "vllm": {"tensor_parallel_size": tensor_parallel, "enable_lora": adapter is not None},
+                   "openai": {"base_url": base_url}}[backend]
+        engine = load_backend(backend, ref, **options)
+        cfg = EvalConfig(model=model, backend=backend, adapter=str(adapter.resolve()) if adapter else None,
+                         mode=mode, categories=cats, per_category=per_category, ids=id_list, seed=seed,
+                         max_new_tokens=max_new_tokens, temperature=temperature)
+        try:
+            with ResultStore() as store:
+                summary = run_eval(cfg, engine, store=store, progress=progress)
+        finally:
+            engine.close()
+    _show(summary, json_out)
+
+
+@eval_app.command("list")
+def eval_list(limit: int = typer.Option(20, min=1, help="How many to show."),
+              json_out: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """List stored evaluations, newest first."""
+    from core.store import ResultStore
+
+    with ResultStore() as store:
+        rows = store.list_evals(limit=limit)
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from console.report import print_eval_list
+
+    print_eval_list(rows)
+
+
+@eval_app.command("show")
+def eval_show(eval_id: str = typer.Argument(..., help="Eval id (or a unique prefix of at least 4 characters)."),
+              json_out: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """Show one stored evaluation: per-category accuracy and the leaderboard columns."""
+    from core.store import ResultStore
+
+    with ResultStore() as store:
+        summary = store.get_eval(eval_id)
+    if summary is None:
+        raise UserError(f"no evaluation with id {eval_id!r} (see `looptool eval list`)")
+    _show(summary, json_out)
+
+
+def _show(summary: dict, json_out: bool) -> None:
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    from console.report import print_bfcl_summary
+
+    print_bfcl_summary(summary)
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: rerun the same command to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

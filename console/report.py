@@ -1,0 +1,59 @@
+"""Rendering evaluation summaries as terminal tables (rich)."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from evals.bfcl_metrics import LEADERBOARD_COLUMNS
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def print_bfcl_summary(summary: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    per = summary["per_category"]
+    t = Table(title=f"BFCL-v3 per category  [{summary['eval_id']}]", title_justify="left")
+    t.add_column("category")
+    t.add_column("correct", justify="right")
+    t.add_column("total", justify="right")
+    t.add_column("accuracy %", justify="right")
+    for cat, c in per.items():
+        t.add_row(cat, str(c["correct"]), str(c["total"]), pct(c["accuracy"]))
+    console.print(t)
+    s = summary["scores"]
+    lb = Table(title="BFCL-v3 leaderboard columns (v3 formula; categories not evaluated count 0)",
+               title_justify="left")
+    for label, _ in LEADERBOARD_COLUMNS:
+        lb.add_column(label, justify="right")
+    lb.add_row(*(pct(s[k]) for _, k in LEADERBOARD_COLUMNS))
+    console.print(lb)
+    n_eval = len(per)
+    facts = [f"model {summary.get('model')}", f"backend {summary.get('backend')}",
+             f"mode {summary.get('mode')}", f"{n_eval}/17 categories",
+             f"{sum(c['total'] for c in per.values())} samples"]
+    if summary.get("adapter"):
+        facts.append(f"adapter {summary['adapter']}")
+    if summary.get("wall_s") is not None:
+        facts.append(f"{summary['wall_s']} s")
+    if summary.get("tokens_per_s"):
+        facts.append(f"{summary['tokens_per_s']} tok/s")
+    console.print("  ".join(facts))
+    if not summary.get("complete", True):
+        console.print("[yellow]incomplete: rerun the same command to resume[/yellow]")
+    if summary.get("records"):
+        console.print(f"records: {summary['records']}")
+
+
+def print_eval_list(rows: list[dict], console: Console | None = None) -> None:
+    console = console or Console()
+    t = Table(title="evaluations (newest first)", title_justify="left")
+    for col in ("eval id", "started", "benchmark", "model", "backend", "mode", "samples", "Overall %"):
+        t.add_column(col)
+    for r in rows:
+        samples = sum((r.get("categories") or {}).values())
+        t.add_row(r["eval_id"], str(r.get("started_at", "")), str(r.get("benchmark", "")),
+                  str(r.get("model", "")), str(r.get("backend", "")), str(r.get("mode", "")),
+                  str(samples), pct((r.get("scores") or {}).get("overall")))
+    console.print(t)

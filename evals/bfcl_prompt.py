@@ -1,0 +1,120 @@
+"""How a BFCL entry is put to a model, and how its reply is decoded, in the two prompting modes.
+
+* ``prompt``: bfcl's default system prompt (built by bfcl-eval's own ``formulate_system_prompt`` from the
+  function docs) and a Python call list as output, ``[f(a=1), g(b='x')]``. Any chat template works.
+* ``fc``: the docs go in as OpenAI-style tools through the model's chat template and the model answers
+  with Qwen/Hermes ``<tool_call>{json}</tool_call>`` blocks. Needs a template that renders tools.
+
+``mode="auto"`` picks fc when the tokenizer's template renders tools, prompt otherwise.
+Decoding never evaluates model text: Python calls go through core.toolcalls (ast + literal_eval);
+Java/JavaScript replies in prompt mode go through bfcl-eval's tree-sitter decoders, as its runner does.
+"""
+from __future__ import annotations
+
+import copy
+
+from core import toolcalls
+from core.errors import UserError
+from evals.bfcl_import import bfcl
+
+MODES = ("auto", "prompt", "fc")
+
+
+def resolve_mode(mode: str, tokenizer) -> str:
+    if mode not in MODES:
+        raise UserError(f"--mode: unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if mode != "auto":
+        return mode
+    from core.prompting import supports_tools
+
+    return "fc" if supports_tools(tokenizer) else "prompt"
+
+
+def system_prompt(functions: list) -> str:
+    bfcl()
+    from bfcl_eval.constants.default_prompts import DEFAULT_SYSTEM_PROMPT_FORMAT
+    from bfcl_eval.model_handler.utils import formulate_system_prompt
+
+    return formulate_system_prompt(DEFAULT_SYSTEM_PROMPT_FORMAT, functions)
+
+
+def as_tools(functions: list) -> list[dict]:
+    """BFCL docs -> OpenAI-style tools (types mapped to JSON schema, names kept as they are)."""
+    bfcl()
+    from bfcl_eval.constants.enums import ModelStyle
+    from bfcl_eval.constants.type_mappings import GORILLA_TO_OPENAPI
+    from bfcl_eval.model_handler.utils import convert_to_tool
+
+    converted = convert_to_tool(copy.deepcopy(functions), GORILLA_TO_OPENAPI, ModelStyle.GORILLA)
+    return [{"type": "function", "function": f} for f in converted]
+
+
+def first_messages(question_turn: list[dict], functions: list, mode: str) -> list[dict]:
+    """Messages of the first turn: the prompt-mode system prompt merged in as bfcl does."""
+    msgs = copy.deepcopy(question_turn)
+    if mode == "prompt":
+        sp = system_prompt(functions)
+        if msgs and msgs[0]["role"] == "system":
+            msgs[0]["content"] = sp + "\n\n" + msgs[0]["content"]
+        else:
+            msgs.insert(0, {"role": "system", "content": sp})
+    return msgs
+
+
+def added_functions_message(functions: list, mode: str) -> dict:
+    """The fixed user message of a miss_func turn (bfcl's own constants, not retyped)."""
+    bfcl()
+    from bfcl_eval.constants import default_prompts as dp
+
+    if mode == "fc":
+        return {"role": "user", "content": dp.DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC}
+    return {"role": "user",
+            "content": dp.DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_PROMPTING.format(functions=functions)}
+
+
+def tool_result_messages(calls: list[toolcalls.ToolCall], results: list[str], mode: str) -> list[dict]:
+    """Execution results fed back to the model, one tool message per call."""
+    out = []
+    for call, result in zip(calls, results, strict=True):
+        msg = {"role": "tool", "content": result}
+        if mode == "prompt":
+            msg["name"] = toolcalls.render_call_string(call)
+        else:
+            msg["name"] = call.name
+        out.append(msg)
+    return out
+
+
+def assistant_message(text: str) -> dict:
+    return {"role": "assistant", "content": text}
+
+
+def decode(text: str, mode: str, language: str = "python") -> list[dict]:
+    """Decode a reply into bfcl's shape [{name: {arg: value}}]. Raises DecodeError on malformed output;
+    returns [] for a reply with no call (fc mode: no <tool_call> block)."""
+    body = toolcalls.strip_think(text)
+    if mode == "fc":
+        return [c.to_bfcl() for c in toolcalls.parse_hermes(body)]
+    if language == "python":
+        return [c.to_bfcl() for c in toolcalls.parse_python_calls(body, positional="drop")]
+    return _decode_java_js(body, language)
+
+
+def decode_calls(text: str, mode: str) -> list[toolcalls.ToolCall]:
+    """Multi-turn decoding (Python only) to ToolCall objects; [] when the reply has no call."""
+    body = toolcalls.strip_think(text)
+    if mode == "fc":
+        return toolcalls.parse_hermes(body)
+    return toolcalls.parse_python_calls(body, positional="drop")
+
+
+def _decode_java_js(body: str, language: str) -> list[dict]:
+    bfcl()
+    from bfcl_eval.constants.enums import ReturnFormat
+    from bfcl_eval.model_handler.utils import default_decode_ast_prompting
+
+    fmt = ReturnFormat.JAVA if language == "java" else ReturnFormat.JAVASCRIPT
+    try:
+        return default_decode_ast_prompting(body, fmt)
+    except Exception as e:  # tree-sitter decoders raise assorted errors on malformed input
+        raise toolcalls.DecodeError("syntax", f"{language} decoder: {e}") from None

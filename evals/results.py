@@ -1,0 +1,87 @@
+"""Per-sample JSONL records with resume, shared by every benchmark runner.
+
+Each evaluation owns a directory ``$LOOPTOOL_HOME/evals/<eval_id>/`` holding ``records.jsonl`` (one
+line per finished sample, appended and flushed as samples finish) and ``config.json``. Rerunning the
+same evaluation reads the records back and skips finished samples; a torn last line from a crash is
+cut off before appending resumes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from core import paths
+
+
+def eval_id(benchmark: str, config: dict) -> str:
+    """Stable id: the same benchmark and config always map to the same eval (which makes resume work)."""
+    blob = json.dumps(config, sort_keys=True, default=str)
+    return f"{benchmark}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def eval_dir(eid: str) -> Path:
+    d = paths.evals_dir() / eid
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+class RecordLog:
+    """Append-only JSONL of finished samples, keyed by "id"."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records: dict[str, dict] = {}
+        if path.exists():
+            self._load()
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def _load(self) -> None:
+        data = self.path.read_bytes()
+        good_end = 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break  # torn final write
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            self.records[rec["id"]] = rec
+            good_end += len(line)
+        if good_end != len(data):
+            with open(self.path, "r+b") as fh:
+                fh.truncate(good_end)
+
+    def __contains__(self, sample_id: str) -> bool:
+        return sample_id in self.records
+
+    def add(self, rec: dict) -> None:
+        self._fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.records[rec["id"]] = rec
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+    os.replace(tmp, path)
+
+
+def git_revision() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=5).stdout.strip()
+    return out.stdout.strip() + ("+dirty" if dirty else "")
