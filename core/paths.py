@@ -1,4 +1,5 @@
-"""Where looptool keeps its files: $LOOPTOOL_HOME (default ~/.cache/looptool)."""
+"""Where looptool keeps its files: $LOOPTOOL_HOME (default ~/.cache/looptool); models may live
+elsewhere through $LOOPTOOL_MODELS."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,12 @@ def home() -> Path:
 
 
 def models_dir() -> Path:
+    """Converted/cached model checkpoints; $LOOPTOOL_MODELS overrides (tests share one model cache)."""
+    override = os.environ.get("LOOPTOOL_MODELS")
+    if override:
+        p = Path(override)
+        p.mkdir(parents=True, exist_ok=True)
+        return p
     return _sub("models")
 
 

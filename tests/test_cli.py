@@ -1,0 +1,105 @@
+"""The command line: bad input gives one clear line and exit code 2; --responses scores a file."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from evals import bfcl_data
+from evals.bfcl_truth import multi_turn_steps, single_turn_text
+
+
+def looptool(*args, check_rc=None):
+    p = subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True, text=True,
+                       timeout=300)
+    if check_rc is not None:
+        assert p.returncode == check_rc, (p.stdout, p.stderr)
+    return p
+
+
+def one_error_line(p, *needles):
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, p.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def test_help_on_every_command():
+    for args in ([], ["eval"], ["eval", "bfcl"], ["eval", "list"], ["eval", "show"], ["models"]):
+        p = looptool(*args, "--help", check_rc=0)
+        assert "Usage" in p.stdout
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--model", "no-such-model"], ["unknown model 'no-such-model'"]),
+    (["--model", "/no/such/dir"], ["unknown model '/no/such/dir'", "not an existing path"]),
+    (["--categories", "simple_python,bogus"], ["unknown category 'bogus'"]),
+    (["--ids", "simple_python_99999", "--categories", "simple_python"], ["simple_python_99999"]),
+    (["--backend", "tgi"], ["unknown backend 'tgi'"]),
+    (["--backend", "openai"], ["--base-url"]),
+    (["--mode", "xml", "--responses", "/nonexistent.jsonl"], ["no such file"]),
+])
+def test_bad_arguments(args, needles):
+    one_error_line(looptool("eval", "bfcl", *args), "error:", *needles)
+
+
+def test_model_dir_without_config(tmp_path):
+    one_error_line(looptool("eval", "bfcl", "--model", str(tmp_path)), "no config.json")
+
+
+def test_typer_rejects_bad_numbers():
+    p = looptool("eval", "bfcl", "--per-category", "0")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("lines,needle", [
+    (['{"id": "simple_python_0", "result": "[f()]"}', "{not json"], ":2: not valid JSON"),
+    (['{"result": "x"}'], ":1: missing \"id\""),
+    (['{"id": "nope_1", "result": "x"}'], ":1: unknown BFCL-v3 id 'nope_1'"),
+    (['{"id": "simple_python_99999", "result": "x"}'], ":1: unknown BFCL-v3 id"),
+    (['{"id": "simple_python_0", "result": ["x"]}'], ":1: id 'simple_python_0': \"result\" must be"),
+    (['{"id": "multi_turn_base_0", "result": "x"}'], ":1: id 'multi_turn_base_0': multi-turn"),
+    (['{"id": "simple_python_0", "result": "a"}', '{"id": "simple_python_0", "result": "b"}'],
+     ":2: duplicate id"),
+    (['[1, 2]'], ":1: expected a JSON object"),
+])
+def test_malformed_responses_file(tmp_path, lines, needle):
+    f = tmp_path / "resp.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    line = one_error_line(looptool("eval", "bfcl", "--responses", str(f)), str(f) + needle)
+    assert line.startswith("error: ")
+
+
+def test_score_responses_file_then_list_and_show(tmp_path):
+    rows = []
+    for cat in ("simple_python", "parallel", "irrelevance", "live_multiple", "live_relevance"):
+        for e in bfcl_data.select([cat], 3):
+            rows.append({"id": e.id, "result": single_turn_text(e, "prompt")})
+    for e in bfcl_data.select(["multi_turn_base", "multi_turn_miss_func"], 2):
+        rows.append({"id": e.id, "result": multi_turn_steps(e)})
+    rows.append({"id": "multiple_0", "result": "[__import__('os').system('touch PWNED')]"})
+    f = tmp_path / "resp.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    p = looptool("eval", "bfcl", "--responses", str(f), "--json", "--no-progress", check_rc=0)
+    s = json.loads(p.stdout)
+    per = s["per_category"]
+    for cat in ("simple_python", "parallel", "irrelevance", "live_multiple", "live_relevance",
+                "multi_turn_base", "multi_turn_miss_func"):
+        assert per[cat]["accuracy"] == 1.0, (cat, per[cat], s["error_types"])
+    assert per["multiple"] == {"correct": 0, "total": 1, "accuracy": 0.0}
+    assert s["error_types"] == {"ast_decoder:decoder_failed:bad_name": 1}
+    assert 0 < s["scores"]["overall"] < 1
+    records = [json.loads(x) for x in open(s["records"])]
+    assert len(records) == len(rows)
+    assert {"id", "raw", "decoded", "valid", "error_type"} <= set(records[0])
+
+    listed = json.loads(looptool("eval", "list", "--json", check_rc=0).stdout)
+    assert s["eval_id"] in [r["eval_id"] for r in listed]
+    shown = looptool("eval", "show", s["eval_id"][:14], check_rc=0).stdout
+    assert "Non-Live AST" in shown and "multi_turn_base" in shown
+    one_error_line(looptool("eval", "show", "bfcl-doesnotexist"), "no evaluation with id")
