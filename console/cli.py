@@ -56,6 +56,9 @@ def eval_bfcl(
     seed: int = typer.Option(0, help="Seed for --per-category sampling and for sampling decoding."),
     max_new_tokens: int = typer.Option(256, min=1, help="Generation budget per model step."),
     temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy."),
+    max_prompt_tokens: Optional[int] = typer.Option(None, min=1, help="Skip (score as "
+                                                    "inference_error:prompt_too_long) prompts longer than this; "
+                                                    "default: the model's context minus --max-new-tokens."),
     batch_size: int = typer.Option(8, min=1, help="Prompts per generate call (hf)."),
     device: str = typer.Option("auto", help="hf backend device: auto | cpu | cuda | cuda:N."),
     base_url: Optional[str] = typer.Option(None, help="openai backend: server URL, e.g. http://127.0.0.1:8000/v1."),
@@ -97,7 +100,8 @@ def eval_bfcl(
         engine = load_backend(backend, ref, **options)
         cfg = EvalConfig(model=model, backend=backend, adapter=str(adapter.resolve()) if adapter else None,
                          mode=mode, categories=cats, per_category=per_category, ids=id_list, seed=seed,
-                         max_new_tokens=max_new_tokens, temperature=temperature)
+                         max_new_tokens=max_new_tokens, temperature=temperature,
+                         max_prompt_tokens=max_prompt_tokens)
         try:
             with ResultStore() as store:
                 summary = run_eval(cfg, engine, store=store, progress=progress)

@@ -36,6 +36,7 @@ class EvalConfig:
     seed: int = 0
     max_new_tokens: int = 256
     temperature: float = 0.0
+    max_prompt_tokens: int | None = None  # default: the model's context minus max_new_tokens
 
     def identity(self) -> dict:
         return asdict(self)
@@ -79,6 +80,8 @@ class _Generator:
                                 seed=cfg.seed)
         self.tokens, self.seconds = 0, 0.0
         self.limit = _context_limit(backend) - cfg.max_new_tokens
+        if cfg.max_prompt_tokens is not None:
+            self.limit = min(self.limit, cfg.max_prompt_tokens)
 
     def __call__(self, conversations: list[tuple[list[dict], list | None]]) -> list[str | None]:
         """One reply per conversation; None where the prompt does not fit the model's context."""
@@ -120,7 +123,7 @@ def _run_single(entries: list[Entry], gen: _Generator, cfg: EvalConfig, log: Rec
                  for e in batch]
         for e, text in zip(batch, gen(convs)):
             if text is None:
-                res = {"valid": False, "error_type": TOO_LONG, "error": "prompt exceeds the context",
+                res = {"valid": False, "error_type": TOO_LONG, "error": f"prompt longer than {gen.limit} tokens",
                        "decoded": None}
             else:
                 res = bfcl_score.score_single(e, text, cfg.mode)
@@ -142,7 +145,7 @@ def _run_multi(entries: list[Entry], gen: _Generator, cfg: EvalConfig, log: Reco
         for s, text in zip(active, replies):
             if text is None:
                 log.add(_record(s.entry, s.steps, {"valid": False, "error_type": TOO_LONG,
-                                                   "error": f"turn {s.turn}: prompt exceeds the context",
+                                                   "error": f"turn {s.turn}: prompt longer than {gen.limit} tokens",
                                                    "decoded": None}))
                 bar.update(1)
                 continue

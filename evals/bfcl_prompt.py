@@ -39,13 +39,19 @@ def system_prompt(functions: list) -> str:
 
 
 def as_tools(functions: list) -> list[dict]:
-    """BFCL docs -> OpenAI-style tools (types mapped to JSON schema, names kept as they are)."""
+    """BFCL docs -> OpenAI-style tools (types mapped to JSON schema by bfcl's own converter, in its
+    open-source-model style). That style replaces dots in names with underscores; chat templates take
+    any name, so the original names are put back and the checker compares names as they are."""
     bfcl()
     from bfcl_eval.constants.enums import ModelStyle
     from bfcl_eval.constants.type_mappings import GORILLA_TO_OPENAPI
     from bfcl_eval.model_handler.utils import convert_to_tool
 
-    converted = convert_to_tool(copy.deepcopy(functions), GORILLA_TO_OPENAPI, ModelStyle.GORILLA)
+    converted = convert_to_tool(copy.deepcopy(functions), GORILLA_TO_OPENAPI, ModelStyle.OSSMODEL)
+    if len(converted) != len(functions):
+        raise RuntimeError("bfcl-eval's convert_to_tool dropped functions")
+    for tool, doc in zip(converted, functions):
+        tool["name"] = doc["name"]
     return [{"type": "function", "function": f} for f in converted]
 
 
