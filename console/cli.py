@@ -93,10 +93,15 @@ def eval_bfcl(
         if backend == "openai" and not base_url:
             raise UserError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         bfcl_data.select(cats, per_category, id_list, seed)  # validate ids before loading a model
-        ref = model if backend == "openai" else resolve(model).path
         options = {"hf": {"batch_size": batch_size, "device": device},
                    "vllm": {"tensor_parallel_size": tensor_parallel, "enable_lora": adapter is not None},
                    "openai": {"base_url": base_url}}[backend]
+        if backend == "openai":
+            # the server knows the model by the name given; prompts are rendered with its tokenizer
+            ref = model
+            options["tokenizer"] = _local_tokenizer(model)
+        else:
+            ref = resolve(model).path
         engine = load_backend(backend, ref, **options)
         cfg = EvalConfig(model=model, backend=backend, adapter=str(adapter.resolve()) if adapter else None,
                          mode=mode, categories=cats, per_category=per_category, ids=id_list, seed=seed,
@@ -137,6 +142,17 @@ def eval_show(eval_id: str = typer.Argument(..., help="Eval id (or a unique pref
     if summary is None:
         raise UserError(f"no evaluation with id {eval_id!r} (see `looptool eval list`)")
     _show(summary, json_out)
+
+
+def _local_tokenizer(model: str) -> str:
+    """The tokenizer for an openai-backend model: a local/embedded/configured model's files if the
+    name resolves, else the name itself (a hub id in the local cache)."""
+    from core.models import resolve
+
+    try:
+        return resolve(model).path
+    except UserError:
+        return model
 
 
 def _show(summary: dict, json_out: bool) -> None:
