@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import importlib
 import inspect
 import json
@@ -57,6 +58,21 @@ def _result_string(value) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=None)
+def _public_methods(cls: type) -> tuple[str, ...]:
+    """Public method names of a backend class, as bfcl finds them (inspect.getmembers + ismethod on an
+    instance means: functions defined on the class, bound). Cached per class: 800 entries share 8."""
+    return tuple(name for name, member in inspect.getmembers(cls, predicate=inspect.isfunction)
+                 if not name.startswith("_"))
+
+
+@functools.lru_cache(maxsize=None)
+def _params(cls: type, name: str):
+    """Parameters of the bound method cls().name (``self`` excluded), cached per class."""
+    params = list(inspect.signature(getattr(cls, name)).parameters.items())[1:]
+    return dict(params)
+
+
 class SafeExecutor:
     """One multi-turn entry's backend instances, driven without eval."""
 
@@ -73,10 +89,9 @@ class SafeExecutor:
                     copy.deepcopy(initial_config.get(class_name, {})), long_context=long_context
                 )
             self.instances[class_name] = instance
-            for name, _ in inspect.getmembers(instance, predicate=inspect.ismethod):
-                if not name.startswith("_"):
-                    self._owner[name] = class_name
-        self._signatures: dict[str, list[str]] | None = None
+            for name in _public_methods(type(instance)):
+                self._owner[name] = class_name
+
 
     # ------------------------------------------------------------------------------ lookup
     def _method(self, name: str):
@@ -84,13 +99,9 @@ class SafeExecutor:
 
     def signatures(self) -> dict[str, list[str]]:
         """Method name -> ordered parameter names (``*args`` / ``**kwargs`` excluded)."""
-        if self._signatures is None:
-            self._signatures = {
-                name: [p.name for p in inspect.signature(self._method(name)).parameters.values()
+        return {name: [p.name for p in _params(type(self.instances[cls]), name).values()
                        if p.kind not in _VARIADIC]
-                for name in self._owner
-            }
-        return dict(self._signatures)
+                for name, cls in self._owner.items()}
 
     # ------------------------------------------------------------------------------ parse / validate
     def parse(self, text_or_call: str) -> ToolCall:
@@ -114,7 +125,7 @@ class SafeExecutor:
         if not name.isidentifier() or name.startswith("_") or name not in self._owner:
             raise DecodeError("unknown_function", f"name '{name.split('.')[0]}' is not defined")
         method = self._method(name)
-        params = inspect.signature(method).parameters
+        params = _params(type(method.__self__), name)
         if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
             return
         allowed = {n for n, p in params.items()

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from core import paths
@@ -37,6 +38,7 @@ class RecordLog:
         if path.exists():
             self._load()
         self._fh = open(path, "a", encoding="utf-8")
+        self._synced = time.monotonic()
 
     def _load(self) -> None:
         data = self.path.read_bytes()
@@ -58,12 +60,18 @@ class RecordLog:
         return sample_id in self.records
 
     def add(self, rec: dict) -> None:
+        """Append one record. Flushed to the OS at once (a killed process loses nothing written);
+        fsynced at most once a second and on close (bounded loss on power failure only)."""
         self._fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if time.monotonic() - self._synced > 1.0:
+            os.fsync(self._fh.fileno())
+            self._synced = time.monotonic()
         self.records[rec["id"]] = rec
 
     def close(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
         self._fh.close()
 
 
