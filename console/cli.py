@@ -18,6 +18,100 @@ app = typer.Typer(help="looptool: close the data-training loop for tool-calling 
 eval_app = typer.Typer(help="Evaluate a model on a benchmark, or read stored evaluations.",
                        no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+runs_app = typer.Typer(help="Read the runs in the store.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+config_app = typer.Typer(help="Run configurations and the shipped presets.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(preset: str = typer.Argument(..., help="cpu-demo | cpu-demo-static | qwen3-8b-paper")):
+    """Print a preset's TOML, to save and edit as your own run config."""
+    from core.config import preset_text
+
+    typer.echo(preset_text(preset), nl=False)
+
+
+@config_app.command("check")
+def config_check(path: Path = typer.Argument(..., help="A run config TOML file.")):
+    """Validate a run config; errors name the key path."""
+    from core.config import load
+
+    cfg = load(str(path))
+    typer.echo(f"{path}: ok (run {cfg.run.name}, {cfg.run.iterations} iterations, "
+               f"methods {cfg.train.methods}, budget {cfg.assemble.budget})")
+
+
+@app.command("core")
+def core_cmd(
+    config: Optional[str] = typer.Option(None, "--config", help="Run config TOML file or preset name."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run id from its last "
+                                         "completed unit (after a crash, kill -9 or stop)."),
+):
+    """Run the loop headless, printing progress lines. Ctrl-C stops at the next safe point (training
+    saves a checkpoint first); `kill -USR1 PID` pauses/resumes; `--resume RUN` continues a run."""
+    from core.engine import Engine, new_run_id, run_dir_for
+    from core.store import ResultStore
+    from console.headless import run_headless
+
+    if (config is None) == (resume is None):
+        raise UserError("give exactly one of --config FILE|PRESET or --resume RUN_ID")
+    if resume is not None:
+        cfg_file = run_dir_for(resume) / "config.toml"
+        if not cfg_file.exists():
+            raise UserError(f"--resume {resume}: no such run (see `looptool runs list`)")
+        text, run_id = cfg_file.read_text(), resume
+    else:
+        from core.config import PRESETS, load, preset_text
+
+        cfg = load(config)
+        text = preset_text(config) if config in PRESETS else Path(config).read_text()
+        run_id = new_run_id(cfg)
+    with ResultStore() as store:
+        engine = Engine(text, run_id, store=store)
+        typer.echo(f"run {run_id}: {engine.run_dir}")
+        final = run_headless(engine)
+    typer.echo(f"run {run_id}: {final}")
+    if final == "stopped":
+        typer.echo(f"continue it with: looptool core --resume {run_id}")
+    raise typer.Exit(0 if final in ("finished", "stopped") else 1)
+
+
+@runs_app.command("list")
+def runs_list(json_out: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """Runs in the store, newest first."""
+    from core.store import ResultStore
+
+    with ResultStore() as store:
+        rows = sorted(store.get_docs("runs"), key=lambda r: r.get("updated_at", ""), reverse=True)
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        typer.echo(f"{r['run_id']}  {r['state']:9s}  {r.get('model', '')}  {r.get('run_dir', '')}")
+
+
+@runs_app.command("show")
+def runs_show(run_id: str = typer.Argument(..., help="Run id."),
+              json_out: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """One run: per-iteration dataset composition, judge verdicts and BFCL-v3 scores."""
+    from core.store import ResultStore
+
+    with ResultStore() as store:
+        runs = store.get_docs("runs", run_id=run_id)
+        if not runs:
+            raise UserError(f"no run {run_id!r} (see `looptool runs list`)")
+        iters = sorted(store.get_docs("iterations", run_id=run_id), key=lambda d: d["iteration"])
+        evals = [e for e in store.list_evals() if e.get("run_id") == run_id]
+    doc = {"run": runs[0], "iterations": iters,
+           "evals": [{"iteration": e.get("iteration"), "eval_id": e["eval_id"], "scores": e["scores"]}
+                     for e in sorted(evals, key=lambda e: e.get("iteration", 0))]}
+    if json_out:
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    from console.report import print_run
+
+    print_run(doc)
 
 
 @app.command("models")

@@ -57,3 +57,28 @@ def print_eval_list(rows: list[dict], console: Console | None = None) -> None:
                   str(r.get("model", "")), str(r.get("backend", "")), str(r.get("mode", "")),
                   str(samples), pct((r.get("scores") or {}).get("overall")))
     console.print(t)
+
+
+def print_run(doc: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    r = doc["run"]
+    console.print(f"run {r['run_id']}  state {r['state']}  model {r.get('model')}  dir {r.get('run_dir')}")
+    t = Table(title="BFCL-v3 held-out subset per iteration", title_justify="left")
+    t.add_column("iteration", justify="right")
+    for label, _ in LEADERBOARD_COLUMNS:
+        t.add_column(label, justify="right")
+    for e in doc["evals"]:
+        t.add_row(str(e["iteration"]), *(pct(e["scores"][k]) for _, k in LEADERBOARD_COLUMNS))
+    console.print(t)
+    c = Table(title="dataset composition and judge verdicts", title_justify="left")
+    for col in ("iteration", "train", "mastered", "judge verdicts", "expansions", "next dataset"):
+        c.add_column(col)
+    for it in doc["iterations"]:
+        tr, pr, ju, ex, asm = (it.get(k) or {} for k in ("train", "probe", "judge", "expand", "assemble"))
+        c.add_row(str(it["iteration"]), f"{tr.get('method', '')} {tr.get('steps', '')} steps",
+                  f"{pr.get('mastered', '')}/{pr.get('samples', '')}",
+                  " ".join(f"{k}={v}" for k, v in (ju.get("verdicts") or {}).items()),
+                  str(ex.get("kept", "")),
+                  " ".join(f"{k}={asm[k]}" for k in ("error_seeds", "expansions", "high_ppl", "fresh_seeds")
+                           if k in asm))
+    console.print(c)

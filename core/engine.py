@@ -1,0 +1,214 @@
+"""The loop engine: an asyncio state machine over run -> iteration -> stage.
+
+    seed -> eval(iteration 0, the base model) -> for j in 1..N: train -> probe -> judge -> expand ->
+    assemble -> eval(j)                       (static ablation: train -> assemble -> eval)
+
+Each stage runs in a spawned worker process (core/worker.py), so its model is freed when it ends. A
+stage that finished wrote a `<stage>.done` marker and is skipped on resume; a stage that was killed
+picks up from its own incremental output. Pause/stop are Events the workers check between batches and
+optimizer steps (training saves a checkpoint before it pauses or stops).
+
+Everything an operator sees -- state, progress, throughput, events -- goes through `subscribe()`;
+the headless `looptool core` prints it and the console issue puts it on the bus.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import queue as queue_mod
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from core import paths
+from core.config import RunConfig, parse
+from core.stages.base import is_done
+
+LOOP_STAGES = ("train", "probe", "judge", "expand", "assemble", "eval")
+STATIC_STAGES = ("train", "assemble", "eval")
+
+
+def new_run_id(cfg: RunConfig) -> str:
+    return f"{cfg.run.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_dir_for(run_id: str) -> Path:
+    return paths.home() / "runs" / run_id
+
+
+class Engine:
+    def __init__(self, cfg_text: str, run_id: str, store=None):
+        self.cfg_text = cfg_text
+        self.cfg: RunConfig = parse(cfg_text, "run config")
+        self.run_id = run_id
+        self.run_dir = run_dir_for(run_id)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        cfg_file = self.run_dir / "config.toml"
+        if not cfg_file.exists():
+            tmp = cfg_file.with_suffix(".tmp")
+            tmp.write_text(cfg_text)
+            tmp.replace(cfg_file)
+        self.store = store
+        self._ctx = mp.get_context("spawn")
+        self._pause = self._ctx.Event()
+        self._stop = self._ctx.Event()
+        self._subscribers: list[Callable[[str, dict], None]] = []
+        self.state = {"run_id": run_id, "state": "starting", "iteration": 0, "stage": None,
+                      "paused": False, "progress": None, "seq": 0, "ts": time.time()}
+
+    # -- the interface the console (over the bus) and the headless printer use -------------------
+
+    def subscribe(self, fn: Callable[[str, dict], None]) -> None:
+        """fn(kind, data) for kind in status | progress | metrics | event."""
+        self._subscribers.append(fn)
+
+    def pause(self) -> bool:
+        if self._pause.is_set() or self.state["state"] in ("stopped", "finished"):
+            return False
+        self._pause.set()
+        self._set(paused=True, state="paused")
+        self._event("paused", {})
+        return True
+
+    def resume(self) -> bool:
+        if not self._pause.is_set():
+            return False
+        self._pause.clear()
+        self._set(paused=False, state="running")
+        self._event("resumed", {})
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._event("stop_requested", {})
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run(self) -> str:
+        """Run (or resume) to the end. Returns the final state: finished | stopped | failed."""
+        self._set(state="paused" if self._pause.is_set() else "running")
+        self._record_run("running")
+        try:
+            if not await self._stage("seed", 1, marker_dir=self.run_dir):
+                return self._finish("stopped")
+            if self.cfg.eval.after_each_iteration and not await self._stage("eval", 0):
+                return self._finish("stopped")
+            stages = STATIC_STAGES if self.cfg.assemble.static else LOOP_STAGES
+            for j in range(1, self.cfg.run.iterations + 1):
+                self._set(iteration=j)
+                for stage in stages:
+                    if stage == "assemble" and j == self.cfg.run.iterations:
+                        continue  # no D_{N+1} after the last iteration
+                    if stage == "eval" and not self.cfg.eval.after_each_iteration:
+                        continue
+                    if not await self._stage(stage, j):
+                        return self._finish("stopped")
+                self._record_iteration(j)
+            return self._finish("finished")
+        except StageFailed as e:
+            self._event("error", {"stage": e.stage, "iteration": e.iteration, "traceback": e.tb})
+            return self._finish("failed")
+
+    async def _stage(self, stage: str, iteration: int, marker_dir: Path | None = None) -> bool:
+        """Run one stage in a worker process; False when stopped."""
+        d = marker_dir or (self.run_dir / f"iter-{iteration}")
+        if is_done(d, stage) is not None:
+            return True
+        while self._pause.is_set() and not self._stop.is_set():  # pause between stages too
+            await asyncio.sleep(0.2)
+        if self._stop.is_set():
+            return False
+        self._set(stage=stage, iteration=iteration, progress=None)
+        self._event("stage_started", {"stage": stage, "iteration": iteration})
+        started = time.time()
+        q = self._ctx.Queue()
+        from core.worker import run_stage
+
+        proc = self._ctx.Process(target=run_stage, name=f"looptool-{stage}",
+                                 args=(self.cfg_text, str(self.run_dir), stage, iteration, q,
+                                       self._pause, self._stop))
+        proc.start()
+        outcome = None
+        while outcome is None:
+            try:
+                kind, data = q.get_nowait()
+            except queue_mod.Empty:
+                if not proc.is_alive():
+                    proc.join()
+                    outcome = ("failed", f"worker exited with code {proc.exitcode}")
+                    break
+                await asyncio.sleep(0.1)
+                continue
+            if kind in ("done", "stopped", "failed"):
+                outcome = (kind, data)
+            else:
+                self._publish(kind, data)
+        await asyncio.get_running_loop().run_in_executor(None, proc.join)
+        kind, data = outcome
+        if kind == "failed":
+            raise StageFailed(stage, iteration, data)
+        if kind == "stopped":
+            self._event("stage_stopped", {"stage": stage, "iteration": iteration})
+            return False
+        self._event("stage_finished", {"stage": stage, "iteration": iteration,
+                                       "wall_s": round(time.time() - started, 1), "stats": _brief(data)})
+        if stage == "eval" and self.store is not None:
+            await self.store.aadd_eval({**data, "run_id": self.run_id})
+        return True
+
+    # -- state, events, store -----------------------------------------------------------------
+
+    def _set(self, **kw) -> None:
+        self.state.update(kw, seq=self.state["seq"] + 1, ts=time.time())
+        self._publish("status", dict(self.state))
+
+    def _event(self, name: str, data: dict) -> None:
+        self._publish("event", {"event": name, "ts": time.time(), **data})
+
+    def _publish(self, kind: str, data: dict) -> None:
+        if kind == "progress":
+            self.state["progress"] = data
+        for fn in list(self._subscribers):
+            fn(kind, data)
+
+    def _finish(self, final: str) -> str:
+        self._set(state=final, stage=None)
+        self._record_run(final)
+        self._event("run_" + final, {})
+        return final
+
+    def _record_run(self, state: str) -> None:
+        doc = {"run_id": self.run_id, "name": self.cfg.run.name, "state": state,
+               "run_dir": str(self.run_dir), "iterations": self.cfg.run.iterations,
+               "model": self.cfg.model.name, "updated_at": datetime.now(timezone.utc).isoformat()}
+        (self.run_dir / "run.json").write_text(json.dumps(doc, indent=2))
+        if self.store is not None:
+            self.store.add_doc("runs", doc, key="run_id")
+            self.store.flush()
+
+    def _record_iteration(self, j: int) -> None:
+        d = self.run_dir / f"iter-{j}"
+        doc = {"key": f"{self.run_id}/{j}", "run_id": self.run_id, "iteration": j}
+        for stage in ("train", "probe", "judge", "expand", "assemble", "eval"):
+            stats = is_done(d, stage)
+            if stats is not None:
+                doc[stage] = _brief(stats) if stage == "eval" else stats
+        if self.store is not None:
+            self.store.add_doc("iterations", doc, key="key")
+            self.store.flush()
+
+
+class StageFailed(Exception):
+    def __init__(self, stage: str, iteration: int, tb: str):
+        super().__init__(f"stage {stage} (iteration {iteration}) failed")
+        self.stage, self.iteration, self.tb = stage, iteration, tb
+
+
+def _brief(stats) -> dict:
+    """Eval summaries are large; keep the scores and counts in events and iteration records."""
+    if isinstance(stats, dict) and "scores" in stats:
+        return {"eval_id": stats.get("eval_id"), "scores": stats["scores"],
+                "per_category": stats.get("per_category"), "wall_s": stats.get("wall_s")}
+    return stats if isinstance(stats, dict) else {}
