@@ -1,0 +1,119 @@
+"""Build the seed pool: source -> rule validation -> contamination guard -> dedup -> shuffle -> JSONL.
+
+Sources (cfg.seeds.source): procedural (core.seeds.synth, no model), file (core.seeds.importers on
+cfg.seeds.path), hub (a configured Hugging Face dataset id), llm (core.seeds.llmgen with the generator
+model: cfg.expand.llm, else cfg.judge.llm). The pool is shuffled with cfg.run.seed, cut to
+cfg.seeds.pool_size and written atomically (core.schema.write_samples).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+from core.config import RunConfig
+from core.errors import UserError
+from core.schema import Sample, write_samples
+from core.seeds.validate import filter_valid
+
+SHOW_REJECTED = 5
+_ATTEMPTS = 4  # procedural: grow the request this many times when filters leave too few samples
+
+
+def content_key(s: Sample) -> str:
+    """Two samples with the same tool names, context and label are duplicates."""
+    blob = json.dumps([sorted(str(t.get("name")) for t in s.tools),
+                       [m.model_dump(exclude_none=True) for m in s.messages],
+                       s.label.model_dump(exclude_none=True)], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def dedup(samples: list[Sample]) -> tuple[list[Sample], int]:
+    """Drop content duplicates; give a repeated id a -dupN suffix. (kept, duplicates dropped)"""
+    seen, ids, out = set(), {}, []
+    for s in samples:
+        key = content_key(s)
+        if key in seen:
+            continue
+        seen.add(key)
+        if s.id in ids:
+            ids[s.id] += 1
+            s = s.model_copy(update={"id": f"{s.id}-dup{ids[s.id]}"})
+        ids.setdefault(s.id, 0)
+        out.append(s)
+    return out, len(samples) - len(out)
+
+
+def _generator_ref(cfg: RunConfig):
+    ref = cfg.expand.llm or cfg.judge.llm
+    if ref is None:
+        raise UserError("seeds.source = 'llm' needs a generator model: set [expand.llm] (or [judge.llm])")
+    return ref
+
+
+def _load(cfg: RunConfig, n: int) -> tuple[list[Sample], list[tuple[str, str]], dict]:
+    s = cfg.seeds
+    extra: dict = {}
+    if s.source == "procedural":
+        from core.seeds.synth import synthesize
+
+        return synthesize(n, seed=cfg.run.seed, text_fraction=s.text_fraction,
+                          multi_turn_fraction=s.multi_turn_fraction), [], extra
+    if s.source == "file":
+        from core.seeds.importers import import_file
+
+        samples, rejected = import_file(s.path, s.format)
+        return samples, rejected, extra
+    if s.source == "hub":
+        from core.seeds.importers import import_hub
+
+        if not s.hub_id:
+            raise UserError("seeds.source = 'hub' needs seeds.hub_id")
+        samples, rejected = import_hub(s.hub_id, s.format)
+        return samples, rejected, extra
+    from core.seeds.llmgen import open_generator, synthesize_llm
+
+    backend = open_generator(_generator_ref(cfg), device=cfg.model.device)
+    try:
+        samples, stats = synthesize_llm(backend, n, seed=cfg.run.seed)
+    finally:
+        backend.close()
+    extra["llm"] = stats
+    rejected = [(f"llm-{cfg.run.seed}", reason) for reason, count in stats["reasons"].items()
+                for _ in range(count)]
+    return samples, rejected, extra
+
+
+def build_pool(cfg: RunConfig, out_path: Path) -> dict:
+    """Write the seed pool to out_path; return {source, generated, rejected, rejected_first,
+    contaminated, contaminated_by_reason, duplicates, kept}."""
+    s = cfg.seeds
+    guard = None
+    if s.contamination_guard:
+        from core.seeds.contamination import Guard
+
+        guard = Guard()
+    want = s.pool_size
+    request = want if s.source != "procedural" else max(want + 8, int(want * 1.1))
+    for _attempt in range(_ATTEMPTS if s.source == "procedural" else 1):
+        raw, rejected, extra = _load(cfg, request)
+        valid, invalid = filter_valid(raw, s.source)
+        rejected = rejected + invalid
+        dropped: dict[str, int] = {}
+        clean = valid
+        if guard is not None:
+            clean, dropped = guard.drop_contaminated(valid)
+        unique, dups = dedup(clean)
+        if len(unique) >= want:
+            break
+        request = int(request * 1.5) + 8
+    random.Random(cfg.run.seed).shuffle(unique)
+    pool = unique[:want]
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    write_samples(out_path, pool)
+    return {"source": s.source, "generated": len(raw) + (len(rejected) - len(invalid)),
+            "rejected": len(rejected), "rejected_first": [f"{w}: {p}" for w, p in rejected[:SHOW_REJECTED]],
+            "contaminated": sum(dropped.values()), "contaminated_by_reason": dropped,
+            "duplicates": dups, "kept": len(pool), **extra}

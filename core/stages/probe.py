@@ -1,0 +1,193 @@
+"""GCP -- Greedy Capability Probing (method reference section 4).
+
+Every sample of D_j is decoded greedily (temperature 0, thinking left to the chat template) by the
+policy just trained on D_j, with per-token logprobs. Each sample is *mastered* when the reply earns
+the training reward (core.render.reward == 1.0), else *mismatched* and handed to the judge.
+
+Records (iter_dir/probe.jsonl, one per sample, appended per batch, resumable by id):
+    {id, response, ppl, ppl_call, mastered, reward, tokens, finish}
+    ppl       exp(-mean logprob) over ALL generated tokens, think trace included (the official code);
+    ppl_call  the same over the tokens after the last </think> (the call / answer span; reference
+              section 12 #4 "for analysis"); equal to ppl when the reply has no think block.
+
+Which weights are probed: iter_dir/policy when training left one there (a peft adapter on
+ctx.model_path, or a full checkpoint directory); otherwise ctx.model_path with ctx.adapter.
+
+HPPL (`high_ppl`): the rule is named by cfg.probe.hppl_rule. "top_ppl_fill" (default) takes the n
+highest-PPL eligible (mastered) samples, where n is what assemble has left of the budget; ties are
+broken by id so the choice is deterministic. "none" selects nothing (assemble then tops up with
+random mastered samples: the paper's "w/o High-PPL" ablation).
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Iterable
+
+from core.backends import GenParams, Generation, load_backend
+from core.prompting import render
+from core.render import prompt_messages, reward
+from core.schema import Sample
+from core.stages.base import StageContext, mark_done
+from evals.results import RecordLog
+
+HPPL_RULES = ("top_ppl_fill", "none")
+
+
+# -- which model --------------------------------------------------------------------------------
+
+def policy_weights(ctx: StageContext) -> tuple[str, str | None]:
+    """(model path, adapter dir or None) of the policy trained on D_j."""
+    policy = ctx.iter_dir / "policy"
+    if (policy / "adapter_config.json").exists():
+        return ctx.model_path, str(policy)
+    if (policy / "config.json").exists():
+        return str(policy), None
+    return ctx.model_path, ctx.adapter
+
+
+def build_backend(cfg, model: str, adapter: str | None):
+    options = {"hf": {"device": cfg.model.device, "batch_size": cfg.probe.batch_size},
+               "vllm": {"enable_lora": adapter is not None},
+               "openai": {"base_url": cfg.model.base_url}}[cfg.model.backend]
+    return load_backend(cfg.model.backend, model, **options)
+
+
+# -- prompts and records ------------------------------------------------------------------------
+
+def build_prompt(sample: Sample, tokenizer, mode: str) -> str:
+    """The exact prompt the policy is trained and evaluated on (core.render)."""
+    msgs, tools = prompt_messages(sample, mode)
+    return render(tokenizer, msgs, tools)
+
+
+def _ppl(logprobs: list[float] | None) -> float | None:
+    if not logprobs:
+        return None
+    return math.exp(-sum(logprobs) / len(logprobs))
+
+
+def _answer_start(gen: Generation, tokenizer) -> int:
+    """Index of the first token after the last </think> (0 without one): the fewest leading tokens
+    whose decoded text already contains every </think>."""
+    want = gen.text.count("</think>")
+    if not want or tokenizer is None:
+        return 0
+    lo, hi = 1, len(gen.token_ids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if tokenizer.decode(gen.token_ids[:mid], skip_special_tokens=True).count("</think>") >= want:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
+def make_record(sample: Sample, gen: Generation, mode: str, list_as_set: bool = False,
+                tokenizer=None) -> dict:
+    r = reward(gen.text, sample, mode, list_as_set=list_as_set)
+    ppl = gen.perplexity
+    ppl_call = ppl
+    if gen.logprobs and "</think>" in gen.text:
+        ppl_call = _ppl(gen.logprobs[_answer_start(gen, tokenizer):]) or ppl
+    return {"id": sample.id, "response": gen.text, "ppl": ppl, "ppl_call": ppl_call,
+            "mastered": r == 1.0, "reward": r, "tokens": gen.num_tokens, "finish": gen.finish_reason}
+
+
+# -- the stage ----------------------------------------------------------------------------------
+
+def run(ctx: StageContext, dataset: list[Sample], backend=None) -> dict:
+    """Probe every sample of D_j not yet in probe.jsonl; returns (and marks done with) the stats."""
+    cfg = ctx.cfg
+    iter_dir = ctx.iter_dir
+    log = RecordLog(iter_dir / "probe.jsonl")
+    pending = [s for s in dataset if s.id not in log]
+    total, done = len(dataset), len(dataset) - len(pending)
+    params = GenParams(max_new_tokens=cfg.probe.max_new_tokens, temperature=0.0, logprobs=True)
+    own_backend = backend is None and bool(pending)
+    model, adapter = policy_weights(ctx)
+    t0, tokens, probed = time.monotonic(), 0, 0
+    try:
+        if own_backend:
+            backend = build_backend(cfg, model, adapter)
+        ctx.progress("probe", done, total)
+        size = cfg.probe.batch_size
+        for start in range(0, len(pending), size):
+            ctx.control.checkpoint()
+            batch = pending[start:start + size]
+            tb = time.monotonic()
+            prompts = [build_prompt(s, backend.tokenizer, cfg.model.mode) for s in batch]
+            gens = backend.generate(prompts, params, adapter=adapter)
+            for s, g in zip(batch, gens):
+                log.add(make_record(s, g, cfg.model.mode, cfg.train.list_as_set, backend.tokenizer))
+            n_tok = sum(g.num_tokens for g in gens)
+            tokens, probed, done = tokens + n_tok, probed + len(batch), done + len(batch)
+            dt = max(time.monotonic() - tb, 1e-9)
+            ctx.progress("probe", done, total)
+            ctx.emit("metrics", {"stage": "probe", "iteration": ctx.iteration,
+                                 "tokens_per_s": n_tok / dt, "samples_per_s": len(batch) / dt})
+    finally:
+        log.close()
+        if own_backend and backend is not None:
+            backend.close()
+    wall = time.monotonic() - t0
+    stats = summarize(log.records, [s.id for s in dataset])
+    stats.update(wall_s=round(wall, 3), probed_now=probed, tokens_now=tokens,
+                 tokens_per_s=round(tokens / wall, 2) if probed else 0.0,
+                 samples_per_s=round(probed / wall, 3) if probed else 0.0,
+                 model=model, adapter=adapter)
+    mark_done(iter_dir, "probe", stats)
+    return stats
+
+
+def summarize(records: dict[str, dict], ids: Iterable[str]) -> dict:
+    recs = [records[i] for i in ids if i in records]
+    ppls = [r["ppl"] for r in recs if r.get("ppl") is not None]
+    mastered = sum(1 for r in recs if r["mastered"])
+    return {"samples": len(recs), "mastered": mastered, "mismatched": len(recs) - mastered,
+            "mean_ppl": round(sum(ppls) / len(ppls), 4) if ppls else None}
+
+
+# -- HPPL ---------------------------------------------------------------------------------------
+
+def high_ppl(records: Iterable[dict] | dict[str, dict], mastered_ids: Iterable[str], n: int,
+             rule: str = "top_ppl_fill") -> list[str]:
+    """The HPPL set: ids of the `n` highest-PPL samples among `mastered_ids` (ties by id).
+
+    Samples without a PPL (a backend without logprobs) are not ranked; assemble's random top-up may
+    still pick them. `rule="none"` returns [] (the w/o-High-PPL ablation).
+    """
+    if rule not in HPPL_RULES:
+        raise ValueError(f"unknown HPPL rule {rule!r}; choose from {', '.join(HPPL_RULES)}")
+    if rule == "none" or n <= 0:
+        return []
+    recs = records.values() if isinstance(records, dict) else records
+    eligible = set(mastered_ids)
+    ranked = sorted(((r["ppl"], r["id"]) for r in recs
+                     if r["id"] in eligible and r.get("ppl") is not None and math.isfinite(r["ppl"])),
+                    key=lambda t: (-t[0], t[1]))
+    seen: set[str] = set()
+    out = []
+    for _, i in ranked:
+        if i not in seen:
+            seen.add(i)
+            out.append(i)
+            if len(out) == n:
+                break
+    return out
+
+
+def read_records(path: Path) -> list[dict]:
+    """probe.jsonl / judge.jsonl records (a torn last line is ignored)."""
+    import json
+
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return out

@@ -1,0 +1,201 @@
+"""Assembly of D_{j+1}: the paper's Table 3 schedule, the trimming rules, static mode, the stage files."""
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+
+import pytest
+
+from core.config import RunConfig
+from core.schema import Call, Label, Message, Sample, load_samples, write_samples
+from core.stages import assemble as asm
+from core.stages.base import StageContext, is_done
+
+FRESH = [5632, 2816, 1408]
+
+
+def cfg(budget=18304, fresh=FRESH, k=4, static=False, rule="top_ppl_fill") -> RunConfig:
+    return RunConfig.model_validate({"run": {"name": "t"}, "expand": {"k": k}, "probe": {"hppl_rule": rule},
+                                     "assemble": {"budget": budget, "fresh_seeds": fresh, "static": static}})
+
+
+def S(i: str, source: str = "seed:test", parent: str | None = None) -> Sample:
+    return Sample(id=i, tools=[], messages=[Message(role="user", content="q " + i)], label=Label(text="a"),
+                  source=source, parent=parent)
+
+
+def world(es: int, ee: int, mastered: int, pool: int, label_wrong: int = 0, k: int = 4, no_ppl: int = 0,
+          seed: int = 0):
+    """D_j with `es` error seeds (the first `label_wrong` of them LABEL_WRONG), `mastered` mastered
+    samples with distinct PPLs (+ `no_ppl` mastered without a PPL), some BOTH_WRONG; `ee` expansions
+    spread as evenly as possible over the seeds (at most k each); a pool of `pool` unused seeds."""
+    rng = random.Random(seed)
+    dataset, probe, judge = [], [], []
+    for n in range(es):
+        s = S(f"e{n}")
+        dataset.append(s)
+        probe.append({"id": s.id, "mastered": False, "ppl": 2.0})
+        if n < label_wrong:
+            fixed = s.model_copy(update={"label": Label(calls=[Call(name="f")]), "source": "relabel",
+                                         "parent": s.id})
+            judge.append({"id": s.id, "verdict": "LABEL_WRONG", "relabel": json.loads(fixed.to_json())})
+        else:
+            judge.append({"id": s.id, "verdict": "PRED_WRONG"})
+    ppls = rng.sample(range(1000, 1000 + 10 * mastered), mastered)
+    for n in range(mastered):
+        dataset.append(S(f"m{n}"))
+        probe.append({"id": f"m{n}", "mastered": True, "ppl": ppls[n] / 1000})
+    for n in range(no_ppl):
+        dataset.append(S(f"q{n}"))
+        probe.append({"id": f"q{n}", "mastered": True, "ppl": None})
+    for n in range(5):
+        dataset.append(S(f"w{n}"))
+        probe.append({"id": f"w{n}", "mastered": False, "ppl": 3.0})
+        judge.append({"id": f"w{n}", "verdict": "BOTH_WRONG"})
+    per = [ee // es + (1 if n < ee % es else 0) for n in range(es)] if es else []
+    assert all(p <= k for p in per)
+    expansions = [S(f"x{n}-{c}", "expand", f"e{n}") for n in range(es) for c in range(per[n])]
+    pool_samples = [S(f"p{n}") for n in range(pool)]
+    return pool_samples, dataset, probe, judge, expansions
+
+
+# Table 3 of the paper: (next iteration, ES, EE, HPPL, fresh seeds)
+TABLE3 = [(2, 1919, 6566, 4187, 5632), (3, 3386, 8066, 4036, 2816), (4, 3731, 8169, 4996, 1408)]
+
+
+@pytest.mark.parametrize("j1, es, ee, hppl, fresh", TABLE3)
+def test_schedule_reproduces_table3(j1, es, ee, hppl, fresh):
+    c = asm.schedule(18304, es, cfg().assemble.fresh_for(j1), ee, hppl=10_000, pool=20_000)
+    assert (c["error_seeds"], c["expansions"], c["high_ppl"], c["fresh_seeds"]) == (es, ee, hppl, fresh)
+    assert c["topped_up"] == c["shortfall"] == 0
+
+
+@pytest.mark.parametrize("j1, es, ee, hppl, fresh", TABLE3)
+def test_assemble_reproduces_table3(j1, es, ee, hppl, fresh):
+    pool, dataset, probe, judge, expansions = world(es, ee, mastered=6000, pool=6000, label_wrong=100)
+    samples, comp = asm.assemble(cfg(), j1, pool, dataset, probe, judge, expansions, random.Random(1))
+    assert (comp["error_seeds"], comp["expansions"], comp["high_ppl"], comp["fresh_seeds"]) == (es, ee, hppl, fresh)
+    assert comp["total"] == len(samples) == comp["budget"] == 18304 and comp["topped_up"] == 0
+    assert comp["error_seeds_label_wrong"] == 100 and comp["shortfall"] == 0
+    assert sum(comp["pct"].values()) == pytest.approx(100, abs=0.05)
+    assert len({s.id for s in samples}) == len(samples)
+    sets = Counter(s.meta["set"] for s in samples)
+    assert sets == {"ES": es, "EE": ee, "HPPL": hppl, "fresh": fresh}
+    # HPPL = the highest-PPL mastered samples; relabelled seeds carry their new label
+    ppl = {r["id"]: r["ppl"] for r in probe}
+    chosen = [ppl[s.id] for s in samples if s.meta["set"] == "HPPL"]
+    taken = {x.id for x in samples}
+    left = [ppl[s.id] for s in dataset if s.id.startswith("m") and s.id not in taken]
+    assert min(chosen) > max(left)
+    relabelled = [s for s in samples if s.source == "relabel"]
+    assert len(relabelled) == 100 and all(s.label.calls for s in relabelled)
+    assert all(s.id.startswith("p") for s in samples if s.meta["set"] == "fresh")
+
+
+def test_table3_d2_percentages():
+    pool, dataset, probe, judge, expansions = world(1919, 6566, mastered=5000, pool=6000)
+    _, comp = asm.assemble(cfg(), 2, pool, dataset, probe, judge, expansions, random.Random(0))
+    assert comp["pct"] == {"error_seeds": 10.48, "expansions": 35.87, "high_ppl": 22.87, "fresh_seeds": 30.77,
+                           "topped_up": 0.0}
+
+
+def test_ee_is_capped_at_k_per_seed_and_trimmed_per_seed_uniformly():
+    # seeds e0..e3 with 10, 4, 2, 1 expansions; k = 4 caps them at 4, 4, 2, 1 = 11
+    groups = {"e0": 10, "e1": 4, "e2": 2, "e3": 1}
+    assert asm.ee_quota(groups, 4, 100, random.Random(0)) == {"e0": 4, "e1": 4, "e2": 2, "e3": 1}
+    q = asm.ee_quota(groups, 4, 6, random.Random(0))  # 6 slots: one each, +1 for two of e0/e1/e2
+    assert sum(q.values()) == 6 and q["e3"] == 1 and sorted(q.values()) == [1, 1, 2, 2]
+    q = asm.ee_quota(groups, 4, 9, random.Random(0))  # cap 2 gives 7; +1 for two of e0 / e1
+    assert q["e2"] == 2 and q["e3"] == 1 and q["e0"] == q["e1"] == 3
+    # through assemble: budget 14 = 4 ES + 4 fresh + 6 EE, no HPPL room
+    dataset = [S(f"e{n}") for n in range(4)]
+    judge = [{"id": s.id, "verdict": "PRED_WRONG"} for s in dataset]
+    probe = [{"id": s.id, "mastered": False, "ppl": 2.0} for s in dataset]
+    expansions = [S(f"x{p}-{c}", "expand", p) for p, n in groups.items() for c in range(n)]
+    pool = [S(f"p{n}") for n in range(10)]
+    samples, comp = asm.assemble(cfg(14, [4]), 2, pool, dataset, probe, judge, expansions, random.Random(3))
+    per_seed = Counter(s.parent for s in samples if s.meta["set"] == "EE")
+    assert comp["expansions"] == 6 and comp["high_ppl"] == 0 and comp["total"] == 14
+    assert per_seed["e3"] == 1 and sorted(per_seed.values()) == [1, 1, 2, 2]
+
+
+def test_es_overflow_is_subsampled_to_the_budget():
+    pool, dataset, probe, judge, expansions = world(30, 60, mastered=20, pool=50)
+    samples, comp = asm.assemble(cfg(12, [4]), 2, pool, dataset, probe, judge, expansions, random.Random(0))
+    assert comp["error_seeds"] == comp["total"] == 12 and comp["error_seeds_available"] == 30
+    assert comp["fresh_seeds"] == comp["expansions"] == comp["high_ppl"] == 0
+    assert all(s.id.startswith("e") for s in samples) and len({s.id for s in samples}) == 12
+
+
+def test_hppl_shortfall_tops_up_with_mastered_then_fresh():
+    # 2 ES + 4 fresh + 2 EE + 5 HPPL + 3 mastered without PPL = 16; 4 more fresh reach the budget 20
+    pool, dataset, probe, judge, expansions = world(2, 2, mastered=5, pool=8, no_ppl=3)
+    samples, comp = asm.assemble(cfg(20, [4]), 2, pool, dataset, probe, judge, expansions, random.Random(0))
+    assert (comp["error_seeds"], comp["fresh_seeds"], comp["expansions"], comp["high_ppl"]) == (2, 4, 2, 5)
+    assert comp["topped_up_mastered"] == 3 and comp["topped_up_fresh"] == 4 and comp["topped_up"] == 7
+    assert comp["total"] == 20 and comp["shortfall"] == 0
+    assert {s.id for s in samples if s.meta["set"] == "HPPL"} == {f"m{n}" for n in range(5)}
+    # the pool runs dry: the set stays short and says so
+    pool, dataset, probe, judge, expansions = world(2, 2, mastered=5, pool=5)
+    samples, comp = asm.assemble(cfg(20, [4]), 2, pool, dataset, probe, judge, expansions, random.Random(0))
+    assert comp["total"] == len(samples) == 14 and comp["shortfall"] == 6 and comp["topped_up_fresh"] == 1
+
+
+def test_hppl_rule_none_uses_random_mastered():
+    pool, dataset, probe, judge, expansions = world(2, 0, mastered=10, pool=10)
+    samples, comp = asm.assemble(cfg(10, [4], rule="none"), 2, pool, dataset, probe, judge, expansions,
+                                 random.Random(0))
+    assert comp["high_ppl"] == 0 and comp["topped_up_mastered"] == 4 and comp["total"] == 10
+
+
+def test_both_correct_counts_as_mastered_and_k0_removes_ee():
+    pool, dataset, probe, judge, expansions = world(2, 4, mastered=0, pool=10)
+    judge.append({"id": "w0", "verdict": "BOTH_CORRECT"})
+    judge[:] = [r for r in judge if not (r["id"] == "w0" and r["verdict"] == "BOTH_WRONG")]
+    samples, comp = asm.assemble(cfg(20, [4], k=0), 2, pool, dataset, probe, judge, expansions,
+                                 random.Random(0))
+    assert comp["expansions"] == 0 and comp["high_ppl"] == 1
+    assert [s.id for s in samples if s.meta["set"] == "HPPL"] == ["w0"]
+
+
+def test_static_mode_is_fresh_seeds_only():
+    pool, dataset, probe, judge, expansions = world(5, 10, mastered=10, pool=40)
+    samples, comp = asm.assemble(cfg(16, [4], static=True), 2, pool, dataset, probe, judge, expansions,
+                                 random.Random(0))
+    assert comp["fresh_seeds"] == comp["total"] == 16 and comp["static"] is True
+    assert all(s.id.startswith("p") for s in samples)
+    # a pool too small: the rest is re-drawn from D_j
+    samples, comp = asm.assemble(cfg(16, [4], static=True), 2, pool[:10], dataset, probe, judge, expansions,
+                                 random.Random(0))
+    assert comp["fresh_seeds"] == 10 and comp["topped_up_reused"] == 6 and comp["total"] == 16
+
+
+def test_same_rng_same_dataset():
+    args = world(20, 50, mastered=30, pool=30)
+    a = asm.assemble(cfg(60, [10]), 2, *args, random.Random(7))
+    b = asm.assemble(cfg(60, [10]), 2, *args, random.Random(7))
+    assert [s.id for s in a[0]] == [s.id for s in b[0]] and a[1] == b[1]
+
+
+def test_run_reads_the_iteration_files_and_writes_the_next_dataset(tmp_path):
+    pool, dataset, probe, judge, expansions = world(3, 6, mastered=10, pool=12, label_wrong=1)
+    write_samples(tmp_path / "pool.jsonl", pool + dataset)  # D_1 came from the pool
+    it1 = tmp_path / "iter-1"
+    it1.mkdir()
+    write_samples(it1 / "dataset.jsonl", dataset)
+    for name, recs in (("probe.jsonl", probe), ("judge.jsonl", judge)):
+        (it1 / name).write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (it1 / "expand.jsonl").write_text("".join(s.to_json() + "\n" for s in expansions) + '{"not": "a sample"}\n')
+    ctx = StageContext(cfg=cfg(24, [5]), run_dir=tmp_path, iteration=1, model_path="unused")
+    comp = asm.run(ctx)
+    written = load_samples(tmp_path / "iter-2" / "dataset.jsonl")
+    assert len(written) == comp["total"] == 24 and comp["expansions_unreadable"] == 1
+    assert (comp["error_seeds"], comp["fresh_seeds"], comp["expansions"], comp["high_ppl"]) == (3, 5, 6, 10)
+    assert json.loads((it1 / "composition.json").read_text()) == comp == is_done(it1, "assemble")
+    ids = {s.id for s in written}
+    assert not ids & {s.id for s in dataset if s.id.startswith("w")}  # BOTH_WRONG left out
+    fresh = [s for s in written if s.meta["set"] == "fresh"]
+    assert all(s.id.startswith("p") for s in fresh)  # never a pool sample that was in D_1
+    assert next(s for s in written if s.id == "e0").source == "relabel"
+    assert not list(tmp_path.glob("iter-2/*.tmp"))
