@@ -51,6 +51,7 @@ class Engine:
             tmp.write_text(cfg_text)
             tmp.replace(cfg_file)
         self.store = store
+        self._lock = _lock_run(self.run_dir)
         self._ctx = mp.get_context("spawn")
         self._pause = self._ctx.Event()
         self._stop = self._ctx.Event()
@@ -143,6 +144,8 @@ class Engine:
                 continue
             if kind in ("done", "stopped", "failed"):
                 outcome = (kind, data)
+            elif kind == "event":
+                self._event(data.pop("event", f"{stage}_info"), data)
             else:
                 self._publish(kind, data)
         await asyncio.get_running_loop().run_in_executor(None, proc.join)
@@ -198,6 +201,22 @@ class Engine:
         if self.store is not None:
             self.store.add_doc("iterations", doc, key="key")
             self.store.flush()
+
+
+def _lock_run(run_dir: Path):
+    """One core per run: an exclusive flock held for the engine's lifetime (released by the kernel
+    when the process dies, so a killed run can be resumed at once)."""
+    import fcntl
+
+    from core.errors import UserError
+
+    fh = open(run_dir / ".lock", "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise UserError(f"run {run_dir.name} is already running in another core process") from None
+    return fh
 
 
 class StageFailed(Exception):

@@ -22,6 +22,13 @@ def run_stage(cfg_text: str, run_dir: str, stage: str, iteration: int, queue, pa
     def emit(kind: str, data: dict) -> None:
         queue.put((kind, data))
 
+    _die_with_parent()
+    import signal
+
+    # Ctrl-C in a terminal reaches the whole process group: the engine turns it into a stop request
+    # that this worker honours at its next safe point, so the worker itself ignores the signals.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         cfg = config_mod.parse(cfg_text, "run config")
         if cfg.run.threads:
@@ -35,6 +42,22 @@ def run_stage(cfg_text: str, run_dir: str, stage: str, iteration: int, queue, pa
         queue.put(("stopped", None))
     except BaseException:  # reported to the engine, which records and shows it
         queue.put(("failed", traceback.format_exc()))
+
+
+def _die_with_parent() -> None:
+    """If the core is killed (even with SIGKILL), its stage worker must not live on and keep writing
+    files a resumed run also writes: ask Linux to SIGKILL us when the parent dies."""
+    import ctypes
+    import os
+    import signal
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def make_context(cfg, run_dir: Path, iteration: int, control: Control, emit) -> StageContext:
@@ -124,11 +147,22 @@ def error_seeds(ctx: StageContext) -> tuple[list[Sample], dict[str, str]]:
     return seeds, reasons
 
 
+def rule_label_judge(sample: Sample) -> bool:
+    """Second validation tier for expansions without an LLM judge: the label's calls fit the schema
+    and every argument value is grounded in the conversation."""
+    from core.stages.judge import check_calls, ungrounded
+
+    if sample.label.is_text:
+        return True
+    calls = sample.label.tool_calls()
+    return not check_calls(calls, sample.tools) and not ungrounded(calls, sample)
+
+
 def _expand(ctx: StageContext) -> dict:
     from core.stages import expand
 
     seeds, reasons = error_seeds(ctx)
-    return expand.run(ctx, seeds, reasons)
+    return expand.run(ctx, seeds, reasons, judge=rule_label_judge)
 
 
 def _assemble(ctx: StageContext) -> dict:
