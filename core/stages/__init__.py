@@ -1,0 +1,1 @@
+"""Loop stages, one file each: train (GRPO/SFT), probe (GCP), judge (JGLV), expand (EDDE), assemble."""

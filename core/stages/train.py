@@ -1,0 +1,264 @@
+"""Train the policy on D_j: SFT or GRPO (trl), LoRA or full fine-tune, pausable and resumable.
+
+    run(ctx, dataset) -> stats      trains on `dataset`, writes `iter_dir/policy/` and `train.done`
+
+* Start weights: ``ctx.model_path`` (the base model, or the previous full checkpoint), plus
+  ``ctx.adapter`` (the previous iteration's LoRA adapter) which is trained further. Every iteration
+  builds a new trainer, so the optimizer is reset (the paper's schedule).
+* SFT: prompt-completion rows (prompt = the rendered chat prompt, completion = the label + eos); trl
+  computes the loss on the completion only.
+* GRPO: the paper's binary exact-match reward (core.render.reward), G rollouts per prompt, clip
+  epsilon low/high, beta = 0 (no KL, no reference model), token-mean loss ("dapo" in trl).
+* One optimizer step sees `train.batch_size` prompts (capped at the dataset size, since trl's GRPO
+  sampler drops incomplete generation batches); `train.micro_batch` rows (SFT samples, GRPO completions)
+  go through one forward/backward.
+* Pause/stop: after each optimizer step (once the step's metrics are logged) the pause/stop flags are
+  checked; a trainer checkpoint is written to `iter_dir/train-ckpt/` before pausing or stopping
+  (StageStopped then propagates). Checkpoints are also written every SAVE_EVERY_S seconds, so a killed
+  process loses at most that much work; a rerun resumes from the newest complete checkpoint.
+* launcher = "accelerate": `run` starts `accelerate launch ... -m core.stages.train_entry` (see
+  core/stages/train_launch.py) and relays pause/stop and telemetry through files.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+from core.errors import UserError
+from core.schema import Sample
+from core.stages.base import StageContext, is_done, mark_done
+from core.stages.train_callback import LoopCallback, latest_checkpoint
+from core.stages.train_launch import LAUNCHED_ENV, accelerate_command, run_launched  # noqa: F401
+
+CKPT_DIR = "train-ckpt"
+POLICY_DIR = "policy"
+SAVE_EVERY_S = 300.0  # periodic checkpoint interval: a SIGKILL costs at most this much training
+SAVE_TOTAL_LIMIT = 2  # keep the newest two checkpoints (the newest may be half-written when killed)
+
+
+def run(ctx: StageContext, dataset: list[Sample]) -> dict:
+    if (done := is_done(ctx.iter_dir, "train")) is not None:
+        return done
+    if ctx.cfg.train.launcher == "accelerate" and not os.environ.get(LAUNCHED_ENV):
+        return run_launched(ctx, dataset)
+    return train_inprocess(ctx, dataset)
+
+
+# -- in-process training ----------------------------------------------------------------------------
+
+def train_inprocess(ctx: StageContext, dataset: list[Sample]) -> dict:
+    import torch
+    from transformers import AutoTokenizer
+
+    t0 = time.monotonic()
+    tcfg = ctx.cfg.train
+    method = tcfg.method_for(ctx.iteration)
+    mode = ctx.cfg.model.mode
+    if mode not in ("prompt", "fc"):
+        raise UserError(f"model.mode: training needs prompt or fc, got {mode!r}")
+    if not dataset:
+        raise UserError(f"iteration {ctx.iteration}: the training set is empty")
+    if ctx.cfg.run.threads and not torch.cuda.is_available():
+        torch.set_num_threads(ctx.cfg.run.threads)
+
+    tokenizer = AutoTokenizer.from_pretrained(ctx.model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows, skipped = build_rows(tokenizer, dataset, mode, method, tcfg.max_prompt_tokens)
+    if not rows:
+        raise UserError(f"iteration {ctx.iteration}: every training prompt is longer than "
+                        f"train.max_prompt_tokens = {tcfg.max_prompt_tokens}")
+
+    ckpt_root = ctx.iter_dir / CKPT_DIR
+    resume = latest_checkpoint(ckpt_root)
+    args = training_args(ctx, method, len(rows), ckpt_root)  # before the model: ZeRO-3 init needs it
+    model = load_model(ctx, args)
+    callback = LoopCallback(ctx, save_every_s=SAVE_EVERY_S)
+    if method == "sft":
+        trainer = _sft_trainer(model, tokenizer, args, rows, callback)
+    else:
+        trainer = _grpo_trainer(model, tokenizer, args, rows, dataset, mode, tcfg.list_as_set, callback)
+    callback.trainer = trainer
+    ctx.emit("event", {"stage": "train", "iteration": ctx.iteration, "method": method,
+                       "samples": len(rows), "resumed_from": resume.name if resume else None})
+
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+
+    save_policy(trainer, ctx.iter_dir / POLICY_DIR, full=not tcfg.lora)
+    stats = _stats(trainer, callback, method, len(rows), skipped, tcfg, resume, t0)
+    if trainer.accelerator.is_main_process:
+        mark_done(ctx.iter_dir, "train", stats)
+        shutil.rmtree(ckpt_root, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return stats
+
+
+def build_rows(tokenizer, dataset: list[Sample], mode: str, method: str, max_prompt_tokens: int
+               ) -> tuple[list[dict], int]:
+    """Dataset rows: {prompt, completion} (SFT) or {prompt, sample_idx} (GRPO). Samples whose rendered
+    prompt is longer than `max_prompt_tokens` are left out (truncating would cut the tool list or
+    the question); the count comes back as `skipped`."""
+    from core.prompting import render
+    from core.render import label_text, prompt_messages
+
+    rows, skipped = [], 0
+    for i, s in enumerate(dataset):
+        prompt = render(tokenizer, *prompt_messages(s, mode))
+        if len(tokenizer(prompt)["input_ids"]) > max_prompt_tokens:
+            skipped += 1
+            continue
+        if method == "sft":
+            rows.append({"prompt": prompt, "completion": label_text(s, mode) + tokenizer.eos_token})
+        else:
+            rows.append({"prompt": prompt, "sample_idx": i})
+    return rows, skipped
+
+
+def batch_layout(batch_size: int, micro_batch: int, num_processes: int, per_prompt: int = 1
+                 ) -> tuple[int, int]:
+    """(per_device_train_batch_size, gradient_accumulation_steps) such that one optimizer step sees
+    `batch_size` prompts (`batch_size * per_prompt` rows over all processes). The micro batch is
+    lowered to divide a process's share evenly; when the rows cannot be split evenly over the
+    processes, the prompt count is rounded down to the nearest count that can."""
+    unit = num_processes // math.gcd(per_prompt, num_processes)  # prompt-count granularity
+    prompts = max(unit, batch_size // unit * unit)
+    share = prompts * per_prompt // num_processes  # rows per process per step
+    per_device = max(1, min(micro_batch, share))
+    while share % per_device:
+        per_device -= 1
+    return per_device, share // per_device
+
+
+def training_args(ctx: StageContext, method: str, n_rows: int, output_dir: Path):
+    import torch
+
+    tcfg = ctx.cfg.train
+    nproc = int(os.environ.get("WORLD_SIZE", "1"))
+    on_cpu = ctx.cfg.model.device == "cpu" or not torch.cuda.is_available()
+    bf16 = not on_cpu and torch.cuda.is_bf16_supported()
+    common = dict(
+        output_dir=str(output_dir), num_train_epochs=tcfg.epochs, weight_decay=0.01, max_grad_norm=1.0,
+        logging_strategy="steps", logging_steps=1, save_strategy="no", save_total_limit=SAVE_TOTAL_LIMIT,
+        report_to="none", disable_tqdm=True, seed=ctx.cfg.run.seed + ctx.iteration,
+        use_cpu=on_cpu, bf16=bf16, dataloader_num_workers=0,
+        activation_checkpointing=not on_cpu,  # GPU memory for 8B models; pointless for 135M on CPU
+    )
+    if method == "sft":
+        from trl import SFTConfig
+
+        per_device, accum = batch_layout(min(tcfg.batch_size, n_rows), tcfg.micro_batch, nproc)
+        return SFTConfig(
+            **common, learning_rate=tcfg.sft_lr, lr_scheduler_type="linear", warmup_steps=0,
+            per_device_train_batch_size=per_device, gradient_accumulation_steps=accum,
+            max_length=tcfg.max_prompt_tokens + tcfg.max_new_tokens, packing=False,
+            completion_only_loss=True, include_num_input_tokens_seen="non_padding",
+        )
+    from trl import GRPOConfig
+
+    G = tcfg.num_generations
+    per_device, accum = batch_layout(min(tcfg.batch_size, n_rows), tcfg.micro_batch, nproc, per_prompt=G)
+    return GRPOConfig(
+        **common, learning_rate=tcfg.lr, lr_scheduler_type="constant", warmup_steps=0,
+        per_device_train_batch_size=per_device, gradient_accumulation_steps=accum,
+        num_generations=G, max_completion_length=tcfg.max_new_tokens, temperature=tcfg.temperature,
+        top_p=1.0, top_k=0, beta=tcfg.beta, epsilon=tcfg.clip_low, epsilon_high=tcfg.clip_high,
+        loss_type="dapo",  # token-mean over the whole step's tokens, verl's default aggregation
+        scale_rewards="group", num_iterations=1, mask_truncated_completions=False,
+        use_vllm=tcfg.use_vllm, remove_unused_columns=False, log_completions=False,
+    )
+
+
+def load_model(ctx: StageContext, args):
+    """The policy to train: base weights (+ the previous adapter, trainable) or a fresh LoRA adapter;
+    the plain model for a full fine-tune (a previous adapter is merged into it first)."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    tcfg = ctx.cfg.train
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(ctx.model_path, dtype=dtype)
+    if not tcfg.lora:
+        if ctx.adapter:
+            model = PeftModel.from_pretrained(model, ctx.adapter).merge_and_unload()
+        return model
+    if ctx.adapter:
+        return PeftModel.from_pretrained(model, ctx.adapter, is_trainable=True)
+    lora = LoraConfig(r=tcfg.lora_r, lora_alpha=tcfg.lora_alpha, lora_dropout=tcfg.lora_dropout,
+                      target_modules="all-linear", bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def _sft_trainer(model, tokenizer, args, rows, callback):
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                      processing_class=tokenizer, callbacks=[callback])
+
+
+def _grpo_trainer(model, tokenizer, args, rows, dataset, mode, list_as_set, callback):
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    return GRPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                       processing_class=tokenizer, callbacks=[callback],
+                       reward_funcs=[exact_match_reward(dataset, mode, list_as_set)])
+
+
+def exact_match_reward(dataset: list[Sample], mode: str, list_as_set: bool = False):
+    """trl reward function: the paper's binary exact-match reward against each row's label."""
+    from core.render import reward
+
+    def exact_match(prompts, completions, sample_idx, **_):
+        return [reward(c if isinstance(c, str) else c[-1]["content"], dataset[i], mode, list_as_set)
+                for c, i in zip(completions, sample_idx)]
+
+    return exact_match
+
+
+# -- results ----------------------------------------------------------------------------------------
+
+def save_policy(trainer, target: Path, full: bool) -> None:
+    """The adapter (LoRA) or the full model + tokenizer, written to policy.tmp and renamed."""
+    tmp = target.with_name(target.name + ".tmp")
+    main = trainer.accelerator.is_main_process
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))  # gathers ZeRO-3 / FSDP shards; a PeftModel saves only its adapter
+    if main:
+        if not full:  # the adapter alone: drop what Trainer.save_model adds next to it
+            for f in tmp.iterdir():
+                if not f.name.startswith(("adapter_", "README")):
+                    f.unlink() if f.is_file() else shutil.rmtree(f)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.replace(target)
+    trainer.accelerator.wait_for_everyone()
+
+
+def _stats(trainer, callback, method, n_rows, skipped, tcfg, resume, t0) -> dict:
+    history = trainer.state.log_history
+    losses = [h["loss"] for h in history if "loss" in h]
+    rewards = [h["reward"] for h in history if h.get("reward") is not None]
+    stats = {
+        "method": method, "steps": trainer.state.global_step, "max_steps": trainer.state.max_steps,
+        "samples": n_rows, "skipped_too_long": skipped, "epochs": tcfg.epochs,
+        "final_loss": losses[-1] if losses else None,
+        "wall_s": round(time.monotonic() - t0, 2), "train_s": round(callback.train_seconds(), 2),
+        "tokens_per_s": callback.tokens_per_s(), "lora": tcfg.lora,
+        "resumed_from": resume.name if resume else None,
+        "lr": tcfg.sft_lr if method == "sft" else tcfg.lr,
+        "prompts_per_step": trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps
+        * trainer.args.world_size // (tcfg.num_generations if method == "grpo" else 1),
+    }
+    if method == "grpo":
+        stats["reward_mean"] = sum(rewards) / len(rewards) if rewards else None
+        stats["reward_first"] = rewards[0] if rewards else None
+        stats["reward_last"] = rewards[-1] if rewards else None
+        stats["num_generations"] = tcfg.num_generations
+    return stats
