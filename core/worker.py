@@ -77,15 +77,9 @@ def dataset(ctx: StageContext) -> list[Sample]:
 
 
 def records(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return out
+    from core.stages.probe import read_records
+
+    return read_records(path)
 
 
 def policy_adapter(ctx: StageContext) -> str | None:
