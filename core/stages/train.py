@@ -21,6 +21,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -37,6 +38,7 @@ CKPT_DIR = "train-ckpt"
 POLICY_DIR = "policy"
 SAVE_EVERY_S = 300.0  # periodic checkpoint interval: a SIGKILL costs at most this much training
 SAVE_TOTAL_LIMIT = 2  # keep the newest two checkpoints (the newest may be half-written when killed)
+COMPACT_LM_HEAD = True  # on CPU, score only the positions that have labels (see compact_lm_head)
 
 
 def run(ctx: StageContext, dataset: list[Sample]) -> dict:
@@ -82,10 +84,11 @@ def train_inprocess(ctx: StageContext, dataset: list[Sample]) -> dict:
     else:
         trainer = _grpo_trainer(model, tokenizer, args, rows, dataset, mode, tcfg.list_as_set, callback)
     callback.trainer = trainer
-    ctx.emit("event", {"stage": "train", "iteration": ctx.iteration, "method": method,
+    ctx.emit("event", {"event": "train_started", "stage": "train", "iteration": ctx.iteration, "method": method,
                        "samples": len(rows), "resumed_from": resume.name if resume else None})
 
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    with compact_lm_head(COMPACT_LM_HEAD and args.use_cpu):
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     save_policy(trainer, ctx.iter_dir / POLICY_DIR, full=not tcfg.lora)
     stats = _stats(trainer, callback, method, len(rows), skipped, tcfg, resume, t0)
@@ -153,7 +156,7 @@ def training_args(ctx: StageContext, method: str, n_rows: int, output_dir: Path)
         return SFTConfig(
             **common, learning_rate=tcfg.sft_lr, lr_scheduler_type="linear", warmup_steps=0,
             per_device_train_batch_size=per_device, gradient_accumulation_steps=accum,
-            max_length=tcfg.max_prompt_tokens + tcfg.max_new_tokens, packing=False,
+            max_length=None, packing=False,  # prompts are capped by build_rows; labels are never cut
             completion_only_loss=True, include_num_input_tokens_seen="non_padding",
         )
     from trl import GRPOConfig
@@ -218,6 +221,27 @@ def exact_match_reward(dataset: list[Sample], mode: str, list_as_set: bool = Fal
                 for c, i in zip(completions, sample_idx)]
 
     return exact_match
+
+
+@contextlib.contextmanager
+def compact_lm_head(enabled: bool = True):
+    """trl's fused LM head scores the logits of every position unless Triton is available (fixed tile
+    shapes avoid recompiling on Neuron). On CPU, scoring only the positions that carry a label gives the
+    same loss and gradients at a fraction of the cost: SFT prompts are ~95% of the tokens, and the LM
+    head (49k x 576 for SmolLM2) is a large share of a 135M model's compute. trl picks the path through
+    `trl.trainer.utils._use_triton`; this patches that one name for the duration, and does nothing
+    when a trl version no longer has it."""
+    import trl.trainer.utils as trl_utils
+
+    original = getattr(trl_utils, "_use_triton", None)
+    if not enabled or not callable(original):
+        yield
+        return
+    trl_utils._use_triton = lambda device: device.type == "cpu" or original(device)
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original
 
 
 # -- results ----------------------------------------------------------------------------------------
