@@ -65,6 +65,7 @@ class TrainSection(_Strict):
     max_prompt_tokens: int = Field(4096, ge=16)
     max_new_tokens: int = Field(1024, ge=1)
     list_as_set: bool = False
+    save_every_s: float = Field(300.0, ge=0, description="checkpoint at least this often; 0 = every step")
     launcher: Literal["inprocess", "accelerate"] = "inprocess"
     accelerate_config: str | None = None  # FSDP / DeepSpeed ZeRO-3 config shipped with the paper preset
     use_vllm: bool = False  # trl's vLLM rollouts (GPU)

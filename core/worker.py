@@ -184,7 +184,9 @@ def _eval(ctx: StageContext) -> dict:
         cfg = EvalConfig(model=model, backend=ctx.cfg.model.backend, adapter=adapter, mode=ctx.cfg.model.mode,
                          categories=parse_categories(e.bfcl_categories), per_category=e.bfcl_per_category,
                          seed=e.holdout_seed, max_new_tokens=e.bfcl_max_new_tokens)
-        summary = run_eval(cfg, backend, progress=False)
+        summary = run_eval(cfg, backend, progress=False,
+                           on_progress=lambda done, total: ctx.progress("eval", done, total),
+                           checkpoint=ctx.control.checkpoint)
     finally:
         backend.close()
     summary["run_dir"] = str(ctx.run_dir)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 from datetime import datetime, timezone
 
 from tqdm import tqdm
@@ -42,7 +43,11 @@ class EvalConfig:
         return asdict(self)
 
 
-def run_eval(cfg: EvalConfig, backend, store=None, progress: bool = True) -> dict:
+def run_eval(cfg: EvalConfig, backend, store=None, progress: bool = True,
+             on_progress: Callable[[int, int], None] | None = None,
+             checkpoint: Callable[[], None] | None = None) -> dict:
+    """`on_progress(done, total)` after every record; `checkpoint()` between records (the loop's
+    pause/stop control: it may block, or raise to stop; records already written are kept)."""
     cfg.mode = bfcl_prompt.resolve_mode(cfg.mode, backend.tokenizer)
     entries = bfcl_data.select(cfg.categories, cfg.per_category, cfg.ids, cfg.seed)
     eid = eval_id("bfcl", cfg.identity())
@@ -53,8 +58,9 @@ def run_eval(cfg: EvalConfig, backend, store=None, progress: bool = True) -> dic
     started = time.time()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     gen = _Generator(backend, cfg)
-    bar = tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"bfcl {eid}",
-               unit="sample", disable=not progress, file=sys.stderr)
+    bar = _Progress(tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"bfcl {eid}",
+                         unit="sample", disable=not progress, file=sys.stderr),
+                    len(entries), len(entries) - len(todo), on_progress, checkpoint)
     try:
         _run_single([e for e in todo if e.kind != "multi_turn"], gen, cfg, log, bar)
         _run_multi([e for e in todo if e.kind == "multi_turn"], gen, cfg, log, bar)
@@ -69,6 +75,27 @@ def run_eval(cfg: EvalConfig, backend, store=None, progress: bool = True) -> dic
     if store is not None:
         store.add_eval(summary)
     return summary
+
+
+class _Progress:
+    """The tqdm bar plus the loop's progress callback and pause/stop checkpoint."""
+
+    def __init__(self, bar, total: int, done: int, on_progress=None, checkpoint=None):
+        self.bar, self.total, self.done = bar, total, done
+        self.on_progress, self.checkpoint = on_progress, checkpoint
+        if on_progress is not None:
+            on_progress(done, total)
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+        self.done += n
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total)
+        if self.checkpoint is not None:
+            self.checkpoint()
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class _Generator:

@@ -100,3 +100,27 @@ def test_interrupted_eval_resumes_without_redoing_samples(tmp_path, embedded_pat
     ids = [json.loads(x)["id"] for x in after]
     assert len(ids) == 12 and len(set(ids)) == 12
     assert s["resumed"] == len(done_before) and s["complete"]
+
+
+def test_progress_callback_and_stop_checkpoint(embedded_path, hf_backend):
+    """The loop's eval stage sees progress after every record and can stop between records, keeping them."""
+    from evals.bfcl import EvalConfig, run_eval
+
+    class Stop(Exception):
+        pass
+
+    seen: list[tuple[int, int]] = []
+
+    def checkpoint():
+        if len(seen) >= 3:  # the initial (0, 4) call, then two records
+            raise Stop()
+
+    cfg = EvalConfig(model=embedded_path, categories=["irrelevance"], per_category=4,
+                     max_new_tokens=4, seed=7)
+    with pytest.raises(Stop):
+        run_eval(cfg, hf_backend, progress=False, on_progress=lambda d, t: seen.append((d, t)),
+                 checkpoint=checkpoint)
+    assert seen == [(0, 4), (1, 4), (2, 4)]
+    seen.clear()
+    summary = run_eval(cfg, hf_backend, progress=False, on_progress=lambda d, t: seen.append((d, t)))
+    assert summary["resumed"] == 2 and seen[0] == (2, 4) and seen[-1] == (4, 4)

@@ -14,7 +14,7 @@
   go through one forward/backward.
 * Pause/stop: after each optimizer step (once the step's metrics are logged) the pause/stop flags are
   checked; a trainer checkpoint is written to `iter_dir/train-ckpt/` before pausing or stopping
-  (StageStopped then propagates). Checkpoints are also written every SAVE_EVERY_S seconds, so a killed
+  (StageStopped then propagates). Checkpoints are also written every train.save_every_s seconds, so a killed
   process loses at most that much work; a rerun resumes from the newest complete checkpoint.
 * launcher = "accelerate": `run` starts `accelerate launch ... -m core.stages.train_entry` (see
   core/stages/train_launch.py) and relays pause/stop and telemetry through files.
@@ -36,7 +36,6 @@ from core.stages.train_launch import LAUNCHED_ENV, accelerate_command, run_launc
 
 CKPT_DIR = "train-ckpt"
 POLICY_DIR = "policy"
-SAVE_EVERY_S = 300.0  # periodic checkpoint interval: a SIGKILL costs at most this much training
 SAVE_TOTAL_LIMIT = 2  # keep the newest two checkpoints (the newest may be half-written when killed)
 COMPACT_LM_HEAD = True  # on CPU, score only the positions that have labels (see compact_lm_head)
 
@@ -78,7 +77,7 @@ def train_inprocess(ctx: StageContext, dataset: list[Sample]) -> dict:
     resume = latest_checkpoint(ckpt_root)
     args = training_args(ctx, method, len(rows), ckpt_root)  # before the model: ZeRO-3 init needs it
     model = load_model(ctx, args)
-    callback = LoopCallback(ctx, save_every_s=SAVE_EVERY_S)
+    callback = LoopCallback(ctx, save_every_s=tcfg.save_every_s)
     if method == "sft":
         trainer = _sft_trainer(model, tokenizer, args, rows, callback)
     else:
