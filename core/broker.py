@@ -201,7 +201,7 @@ def write_mosquitto_config(directory: str | os.PathLike, *, port: int = 1883, pe
         lines.append("persistence false")
     owner_note = None
     if root_user:
-        lines.append("user root  # throw-away CI only: the broker keeps root rights")
+        lines += ["# throw-away CI only: the broker keeps root rights", "user root"]
     elif os.geteuid() == 0:
         owner_note = _hand_to_mosquitto_user(d, [passwd, acl], persistence)
     conf.write_text("\n".join(lines) + "\n")
