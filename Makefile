@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/looptool eval bfcl --model embedded --per-category 2 --categories single_turn
+	$(BIN)/looptool run --config cpu-demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -258,6 +258,12 @@ def _show(summary: dict, json_out: bool) -> None:
     print_bfcl_summary(summary)
 
 
+# `looptool console` and `looptool run` live in console/commands.py (the operator console).
+from console.commands import register as _register_console_commands  # noqa: E402
+
+_register_console_commands(app)
+
+
 def main() -> None:
     try:
         app()

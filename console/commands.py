@@ -1,0 +1,122 @@
+"""`looptool console` (attach to a running core) and `looptool run` (start a core detached, then attach).
+
+Registered on the CLI by console/cli.py. Textual and the MQTT client are imported only when a
+command runs, so `looptool --help` stays fast.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from core.errors import UserError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("console")(console_cmd)
+    app.command("run")(run_cmd)
+
+
+def console_cmd(
+    core_id: Optional[str] = typer.Option(None, "--core-id", "--core", help="The core to attach to (default: "
+                                          "the only core running on this host, from its discovery file)."),
+    broker: Optional[str] = typer.Option(None, "--broker", help="Broker URL mqtt://host:port of a core that "
+                                         "is not on this host (then --core-id is needed). User/password: "
+                                         "LOOPTOOL_MQTT_USER/LOOPTOOL_MQTT_PASSWORD or --broker-credentials."),
+    broker_credentials: Optional[Path] = typer.Option(None, "--broker-credentials", help="A 0600 file "
+                                                      "holding `user:password` for the broker."),
+    read_only: bool = typer.Option(False, "--read-only", help="Viewer mode: no commands, nothing published."),
+    stale_after: float = typer.Option(15.0, "--stale-after", min=1.0, help="Mark the core stale when its "
+                                      "status has not advanced for this many seconds."),
+):
+    """Attach the operator console to a running core. Leaving it (q) never stops the core."""
+    target = _find(core_id, broker)
+    _attach(target, broker_credentials, read_only, stale_after)
+
+
+def run_cmd(
+    config: str = typer.Option("cpu-demo", "--config", help="Run config TOML file or preset name."),
+    core_id: Optional[str] = typer.Option(None, "--core-id", help="The core's id on the bus (default: the "
+                                          "host name)."),
+    stay: bool = typer.Option(False, "--stay", help="Keep the core serving (evals, history) after the run "
+                              "ends, until stopped."),
+    wait: float = typer.Option(120.0, "--wait", min=1.0, help="Seconds to wait for the core to come up."),
+):
+    """Start a core detached (its own session, embedded broker, log in $LOOPTOOL_HOME/logs/), wait for
+    it, then attach the console. Leaving the console leaves the core running."""
+    from core import paths
+    from core.config import load
+    from core.daemon import default_core_id, live_discovery
+
+    load(config)  # a bad config fails here, with its key path, not in a detached process
+    cid = core_id or default_core_id()
+    other = live_discovery(cid)
+    if other is not None:
+        raise UserError(f"core {cid} is already running (pid {other.get('pid')}, run {other.get('run_id')}): "
+                        f"attach with `looptool console --core-id {cid}`, or start another with --core-id")
+    logs = paths.home() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"core-{cid}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    cmd = [sys.executable, "-m", "console.cli", "core", "--config", config, "--core-id", cid]
+    if stay:
+        cmd.append("--stay")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, cwd=os.getcwd())
+    typer.echo(f"core {cid}: started (pid {proc.pid}), log {log_path}")
+    target = wait_for_core(cid, proc, log_path, wait)
+    _attach(target, None, False, 15.0, log_path=log_path)
+
+
+def wait_for_core(cid: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> dict:
+    """Until the core's discovery file names this process and its broker accepts connections."""
+    from core.bus import parse_url
+    from core.daemon import live_discovery
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+            raise UserError(f"the core exited with code {proc.returncode} before coming up; see {log_path}: "
+                            + " | ".join(tail))
+        doc = live_discovery(cid)
+        if doc is not None and doc.get("pid") == proc.pid:
+            b = parse_url(doc["url"], f"discovery file of {cid}")
+            try:
+                socket.create_connection((b.host, b.port), timeout=1).close()
+                return doc
+            except OSError:
+                pass
+        time.sleep(0.2)
+    raise UserError(f"the core did not come up within {timeout:g}s (pid {proc.pid} still running); see "
+                    f"{log_path}; attach later with `looptool console --core-id {cid}`")
+
+
+def _find(core_id: str | None, broker: str | None) -> dict:
+    from console.discovery import find_core
+
+    return find_core(core_id, broker)
+
+
+def _attach(target: dict, credentials: Path | None, read_only: bool, stale_after: float,
+            log_path: Path | None = None) -> None:
+    from core.bus import resolve
+    from console.app import LoopConsole, reattach_hint
+    from console.keymap import load_keymap
+    from console.link import MqttLink
+
+    keymap = load_keymap()
+    b = resolve(target["url"], str(credentials) if credentials else None)
+    link = MqttLink(b.url(), target["core_id"], read_only=read_only, username=b.username, password=b.password)
+    result = LoopConsole(link, keymap=keymap, stale_after=stale_after).run()
+    typer.echo(reattach_hint(target["core_id"], target.get("pid")))
+    if log_path is not None:
+        typer.echo(f"  core log:  {log_path}")
+    if result not in (None, "detached"):
+        typer.echo(f"console: {result}", err=True)
