@@ -87,6 +87,7 @@ class Progress(BaseModel):
     iteration: int | None = None
     done: int = 0
     total: int = 0
+    eta_s: float | None = None  # the stage's remaining seconds at its rate so far (core-side estimate)
 
 
 class Status(_Payload):
@@ -126,7 +127,7 @@ class EvalArgs(BaseModel):
 
 class HistoryArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    table: Literal["runs", "iterations", "evals"] = "runs"
+    table: Literal["runs", "iterations", "evals", "audit"] = "runs"  # audit: the core's command log
     run_id: str | None = None
     limit: int = Field(50, ge=1, le=1000)
 

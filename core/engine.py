@@ -14,6 +14,7 @@ the headless `looptool core` prints it and the console issue puts it on the bus.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import multiprocessing as mp
 import queue as queue_mod
@@ -58,6 +59,11 @@ class Engine:
         self._subscribers: list[Callable[[str, dict], None]] = []
         self.state = {"run_id": run_id, "state": "starting", "iteration": 0, "stage": None,
                       "paused": False, "progress": None, "seq": 0, "ts": time.time()}
+        self._evals: collections.deque = collections.deque()  # on-demand eval requests (request_eval)
+        self._serving = False
+        from core.eval_job import run_eval_job
+
+        self.eval_job_target = run_eval_job  # the spawned process entry of an on-demand eval
 
     # -- the interface the console (over the bus) and the headless printer use -------------------
 
@@ -84,6 +90,97 @@ class Engine:
     def stop(self) -> None:
         self._stop.set()
         self._event("stop_requested", {})
+
+    def request_eval(self, benchmark: str = "bfcl", subset: str | None = None,
+                     per_category: int | None = None, iteration: int | None = None) -> asyncio.Future:
+        """Queue an evaluation of an iteration's weights (None = the latest trained; 0 = the base
+        model). It runs in its own worker process at the next stage boundary, or at once while the
+        run is paused; once run() has returned, call serve_evals(). The future gets the summary, or
+        an exception whose message is for the operator."""
+        from core.eval_job import EvalJobError, check_request
+
+        fut = asyncio.get_running_loop().create_future()
+        try:
+            check_request(benchmark)
+        except EvalJobError as e:
+            fut.set_exception(e)
+            return fut
+        self._evals.append(({"benchmark": benchmark, "subset": subset, "per_category": per_category,
+                             "iteration": iteration}, fut))
+        return fut
+
+    def cancel_evals(self, reason: str) -> None:
+        """Fail the on-demand evals that have not started (a stop, or the core exiting)."""
+        from core.eval_job import EvalJobError
+
+        while self._evals:
+            _, fut = self._evals.popleft()
+            if not fut.done():
+                fut.set_exception(EvalJobError(f"not run: {reason}"))
+
+    @property
+    def evals_pending(self) -> int:
+        return len(self._evals)
+
+    async def serve_evals(self) -> None:
+        """Run the queued on-demand evals, one at a time (the stage loop calls this between stages)."""
+        if self._serving:
+            return
+        self._serving = True
+        try:
+            while self._evals:
+                args, fut = self._evals.popleft()
+                if fut.done():
+                    continue
+                before, progress = self.state["state"], self.state["progress"]
+                self._set(state="evaluating")
+                try:
+                    summary = await self._eval_job(args)
+                except Exception as e:  # noqa: BLE001  the operator's request failed, the run goes on
+                    if not fut.done():
+                        fut.set_exception(e)
+                else:
+                    if not fut.done():
+                        fut.set_result(summary)
+                finally:
+                    after = before if before in ("stopped", "finished", "failed") else (
+                        "paused" if self._pause.is_set() else "running")
+                    self._set(state=after, progress=progress)
+        finally:
+            self._serving = False
+
+    async def _eval_job(self, args: dict) -> dict:
+        from core.eval_job import EvalJobError, resolve_iteration
+
+        j = resolve_iteration(self.run_dir, self.cfg.run.iterations, args.get("iteration"))
+        self._event("eval_started", {"iteration": j, "on_demand": True,
+                                     **{k: v for k, v in args.items() if k != "iteration" and v is not None}})
+        q = self._ctx.Queue()
+        proc = self._ctx.Process(target=self.eval_job_target, name="looptool-eval-job",
+                                 args=(self.cfg_text, str(self.run_dir), j, args, q, self._stop))
+        proc.start()
+        outcome = None
+        while outcome is None:
+            try:
+                kind, data = q.get_nowait()
+            except queue_mod.Empty:
+                if not proc.is_alive():
+                    outcome = ("failed", f"eval worker exited with code {proc.exitcode}")
+                    break
+                await asyncio.sleep(0.1)
+                continue
+            if kind in ("done", "failed"):
+                outcome = (kind, data)
+            elif kind == "progress":
+                self._publish(kind, data)
+        await asyncio.get_running_loop().run_in_executor(None, proc.join)
+        kind, data = outcome
+        if kind == "failed":
+            raise EvalJobError(data)
+        data = {**data, "run_id": self.run_id}
+        if self.store is not None:
+            await self.store.aadd_eval(data)
+        return data
 
     # -- running ------------------------------------------------------------------------------
 
@@ -117,7 +214,9 @@ class Engine:
         d = marker_dir or (self.run_dir / f"iter-{iteration}")
         if is_done(d, stage) is not None:
             return True
+        await self.serve_evals()  # on-demand evals run at stage boundaries
         while self._pause.is_set() and not self._stop.is_set():  # pause between stages too
+            await self.serve_evals()
             await asyncio.sleep(0.2)
         if self._stop.is_set():
             return False
@@ -140,6 +239,8 @@ class Engine:
                     proc.join()
                     outcome = ("failed", f"worker exited with code {proc.exitcode}")
                     break
+                if self._evals and self._pause.is_set():  # paused mid-stage: serve evals at once
+                    await self.serve_evals()
                 await asyncio.sleep(0.1)
                 continue
             if kind in ("done", "stopped", "failed"):

@@ -1,0 +1,61 @@
+"""Hardware telemetry for the `metrics/hardware` stream: CPU and RAM through psutil, and per-GPU
+utilization and memory through NVML (nvidia-ml-py, the `gpu` extra). Without NVML or a GPU the
+`gpus` list is empty; nothing here raises on a CPU-only machine."""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("looptool.hardware")
+
+
+class HardwareSampler:
+    def __init__(self):
+        import psutil
+
+        self._psutil = psutil
+        psutil.cpu_percent(interval=None)  # the first call only primes the counter
+        self._proc = psutil.Process()
+        self._nvml = None
+        self._handles: list = []
+        try:
+            import pynvml  # nvidia-ml-py
+
+            pynvml.nvmlInit()
+            self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+            self._nvml = pynvml
+        except Exception as e:  # not installed, no driver, no GPU: CPU figures only
+            log.debug("NVML unavailable: %s", e)
+
+    def sample(self) -> dict:
+        ps = self._psutil
+        vm = ps.virtual_memory()
+        out = {"cpu_pct": ps.cpu_percent(interval=None), "cpu_count": ps.cpu_count(),
+               "ram_used_mb": round((vm.total - vm.available) / 2**20), "ram_total_mb": round(vm.total / 2**20),
+               "ram_pct": vm.percent, "gpus": []}
+        try:
+            rss = self._proc.memory_info().rss
+            for child in self._proc.children(recursive=True):
+                try:
+                    rss += child.memory_info().rss
+                except ps.Error:
+                    pass
+            out["core_rss_mb"] = round(rss / 2**20)
+        except ps.Error:
+            pass
+        for i, h in enumerate(self._handles):
+            try:
+                util = self._nvml.nvmlDeviceGetUtilizationRates(h)
+                mem = self._nvml.nvmlDeviceGetMemoryInfo(h)
+                out["gpus"].append({"index": i, "util_pct": util.gpu, "mem_used_mb": round(mem.used / 2**20),
+                                    "mem_total_mb": round(mem.total / 2**20)})
+            except Exception as e:  # a GPU fell off the bus: report what we can
+                out["gpus"].append({"index": i, "error": str(e)})
+        return out
+
+    def close(self) -> None:
+        if self._nvml is not None:
+            try:
+                self._nvml.nvmlShutdown()
+            except Exception:
+                pass
+            self._nvml = None
