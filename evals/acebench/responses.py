@@ -1,0 +1,135 @@
+"""Scoring a file of pre-generated ACEBench responses (no model loaded).
+
+JSONL, one object per line, upstream's result shape:
+
+* normal and special ids: ``{"id": ..., "result": "<model text>"}`` (one line per turn id in the
+  multi-turn files);
+* agent ids: ``{"id": ..., "result": [{Class: {attr: value}}, ...], "process": ["[call(...)]", ...]}``,
+  the saved sandbox state and the agent messages that reached the executor.
+
+looptool's own records.jsonl can be rescored too (``raw`` for text, ``state`` for the agent state).
+A multi-turn dialogue is scored as a whole: a turn missing from the file counts as an empty reply.
+Any problem is reported as ``file:line: what is wrong`` before anything is scored.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from core.errors import InputFileError, UserError
+from evals.acebench import data, fetch
+from evals.acebench.runner import _record, summarize
+from evals.acebench.score import score_agent, score_text
+from evals.results import RecordLog, eval_dir, write_json_atomic
+
+
+def _field(obj: dict, *names):
+    for n in names:
+        if n in obj:
+            return obj[n]
+    return None
+
+
+def read_responses(path: Path) -> list[tuple[int, str, dict]]:
+    if not path.exists():
+        raise UserError(f"responses file {path}: no such file")
+    out, seen = [], {}
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputFileError(path, n, f"not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(obj, dict):
+                raise InputFileError(path, n, "expected a JSON object with \"id\" and \"result\"")
+            sid = obj.get("id")
+            if not isinstance(sid, str):
+                raise InputFileError(path, n, "missing \"id\" (a string)")
+            if sid in seen:
+                raise InputFileError(path, n, f"duplicate id {sid!r} (first on line {seen[sid]})")
+            seen[sid] = n
+            try:
+                cat = data.category_of_id(sid)
+            except UserError:
+                raise InputFileError(path, n, f"unknown ACEBench id {sid!r}") from None
+            out.append((n, sid, _shape(path, n, sid, cat, obj)))
+    if not out:
+        raise UserError(f"responses file {path}: no responses in it")
+    return out
+
+
+def _shape(path, n, sid, cat, obj) -> dict:
+    if data.kind(cat) == "agent":
+        state = _field(obj, "result", "state")
+        if not isinstance(state, list) or not all(isinstance(d, dict) for d in state):
+            raise InputFileError(path, n, f"id {sid!r}: agent \"result\" must be the saved state, a list of "
+                                          "{Class: {attribute: value}} objects")
+        process = obj.get("process", [])
+        if not isinstance(process, list) or not all(isinstance(p, str) for p in process):
+            raise InputFileError(path, n, f"id {sid!r}: \"process\" must be a list of call strings")
+        return {"state": state, "process": process}
+    text = _field(obj, "result", "raw")
+    if text is None:
+        raise InputFileError(path, n, f"id {sid!r}: missing \"result\"")
+    if not isinstance(text, str):
+        raise InputFileError(path, n, f"id {sid!r}: \"result\" must be the model's text (a string)")
+    return {"text": text}
+
+
+def _mode_of(texts: list[str], mode: str) -> str:
+    if mode != "auto":
+        return mode
+    return "fc" if any("<tool_call>" in t for t in texts) else "prompt"
+
+
+def score_file(path: Path, mode: str = "auto", data_dir=None, strict_arg_set: bool = False, store=None,
+               progress: bool = True) -> dict:
+    if mode not in ("auto", "prompt", "fc"):
+        raise UserError(f"--mode: unknown mode {mode!r}; choose from auto, prompt, fc")
+    rows = read_responses(path)
+    root = fetch.resolve_data_dir(data_dir)
+    given = {sid: (n, res) for n, sid, res in rows}
+    index = {}
+    for cat in {data.category_of_id(sid) for sid in given}:
+        index.update({e.id: e for e in data.load_category(root, cat)})
+    for sid, (n, _) in given.items():
+        if sid not in index:
+            raise InputFileError(path, n, f"unknown ACEBench id {sid!r}")
+    cats = [c for c in data.CATEGORIES if any(data.category_of_id(s) == c for s in given)]
+    entries = data.select(root, cats, ids=list(given))  # multi-turn ids expand to their whole dialogue
+    mode = _mode_of([r["text"] for _, r in given.values() if "text" in r], mode)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    eid = f"acebench-file-{digest}-{mode}{'-argset' if strict_arg_set else ''}"
+    d = eval_dir(eid)
+    config = {"model": f"file:{path.name}", "backend": "responses-file", "adapter": None, "mode": mode,
+              "responses_file": str(path.resolve()), "strict_arg_set": strict_arg_set,
+              "data_commit": fetch.commit()}
+    write_json_atomic(d / "config.json", config)
+    log = RecordLog(d / "records.jsonl")
+    started = time.time()
+    try:
+        for e in tqdm(entries, desc=f"score {path.name}", unit="sample", disable=not progress, file=sys.stderr):
+            if e.id in log:
+                continue
+            res = given.get(e.id, (0, None))[1]
+            if e.kind == "agent":
+                log.add(_record(e, None, {**res, **score_agent(e, res["state"], res["process"])}))
+            else:
+                text = res["text"] if res else ""
+                log.add(_record(e, text, {**score_text(e, text, mode, strict_arg_set),
+                                          **({} if res else {"missing": True})}))
+    finally:
+        log.close()
+    summary = summarize(eid, config, entries, log.records)
+    summary.update(wall_s=round(time.time() - started, 2), records=str(d / "records.jsonl"), data_dir=str(root))
+    write_json_atomic(d / "summary.json", summary)
+    if store is not None:
+        store.add_eval(summary)
+    return summary
