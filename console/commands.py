@@ -66,12 +66,17 @@ def run_cmd(
     cmd = [sys.executable, "-m", "console.cli", "core", "--config", config, "--core-id", cid]
     if stay:
         cmd.append("--stay")
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True, cwd=os.getcwd())
+    proc = spawn_detached(cmd, log_path)
     typer.echo(f"core {cid}: started (pid {proc.pid}), log {log_path}")
     target = wait_for_core(cid, proc, log_path, wait)
     _attach(target, None, False, 15.0, log_path=log_path)
+
+
+def spawn_detached(cmd: list[str], log_path: Path) -> subprocess.Popen:
+    """Its own session (no SIGINT/SIGHUP from this terminal), no stdin, output to the log file."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, cwd=os.getcwd())
 
 
 def wait_for_core(cid: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> dict:

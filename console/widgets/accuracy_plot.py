@@ -27,5 +27,10 @@ class AccuracyPlot(PlotextPlot):
         if any_points:
             iters = sorted({j for pts in points.values() for j, _ in pts})
             plt.xticks(iters)
-        plt.ylim(0, 100)
+            ys = [v * 100 if v <= 1.0 else v for pts in points.values() for _, v in pts]
+            lo, hi = min(ys), max(ys)
+            pad = max(2.0, (hi - lo) * 0.15)
+            plt.ylim(max(0.0, lo - pad), min(100.0, hi + pad))
+        else:
+            plt.ylim(0, 100)
         self.refresh()
