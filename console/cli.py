@@ -276,6 +276,153 @@ def eval_bfcl(
     _show(summary, json_out)
 
 
+@eval_app.command("acebench")
+def eval_acebench(
+    model: str = typer.Option("embedded", help="'embedded', a models.toml name, a local HF checkpoint "
+                              "directory, or a hub id already in the local Hugging Face cache."),
+    backend: str = typer.Option("hf", help="hf (transformers, CPU/CUDA) | vllm (gpu extra) | openai "
+                                "(any OpenAI-compatible /v1/completions endpoint; needs --base-url)."),
+    adapter: Optional[Path] = typer.Option(None, help="LoRA adapter directory to evaluate on top of the model."),
+    mode: str = typer.Option("auto", help="prompt (call format in the system prompt, [Api(k='v')] replies) | "
+                             "fc (functions as tools via the chat template, <tool_call> output) | auto."),
+    categories: str = typer.Option("all", help="Comma list of categories or groups: all, normal, atom, "
+                                   "single_turn, multi_turn, special, agent, normal_atom_bool, agent_multi_step, ..."),
+    per_category: Optional[int] = typer.Option(None, min=1, help="Seeded, stable sample of N scored items per "
+                                               "category (dialogues in the multi-turn files)."),
+    ids: Optional[str] = typer.Option(None, help="Comma list of entry ids (a multi-turn turn id selects its dialogue)."),
+    seed: int = typer.Option(0, help="Seed for --per-category sampling and for sampling decoding."),
+    max_new_tokens: int = typer.Option(512, min=1, help="Generation budget per model reply."),
+    temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy."),
+    max_prompt_tokens: Optional[int] = typer.Option(None, min=1, help="Skip (score as "
+                                                    "inference_error:prompt_too_long) prompts longer than this."),
+    batch_size: int = typer.Option(8, min=1, help="Prompts per generate call (hf)."),
+    device: str = typer.Option("auto", help="hf backend device: auto | cpu | cuda | cuda:N."),
+    base_url: Optional[str] = typer.Option(None, help="openai backend: server URL, e.g. http://127.0.0.1:8000/v1."),
+    tensor_parallel: int = typer.Option(1, min=1, help="vllm backend: tensor parallel size."),
+    data_dir: Optional[Path] = typer.Option(None, help="ACEBench's English data folder (data_en); default: "
+                                            "downloaded once into $LOOPTOOL_HOME and checked against the "
+                                            "project's sha256 values."),
+    user_model: Optional[str] = typer.Option(None, help="agent_multi_turn user simulator (default: the evaluated "
+                                             "model itself; the leaderboard used gpt-4o)."),
+    user_backend: Optional[str] = typer.Option(None, help="Simulator backend: hf | vllm | openai | openai-chat "
+                                               "(a /v1/chat/completions server, e.g. gpt-4o; key from "
+                                               "$OPENAI_API_KEY)."),
+    user_base_url: Optional[str] = typer.Option(None, help="Simulator server URL for openai / openai-chat."),
+    user_max_new_tokens: int = typer.Option(256, min=1, help="Generation budget per simulator reply."),
+    max_dialog_turns: int = typer.Option(40, min=2, help="Agent rollouts: at most this many messages per task."),
+    strict_arg_set: bool = typer.Option(False, help="Strict scorer: the model's argument names must equal the "
+                                        "ground truth's."),
+    responses: Optional[Path] = typer.Option(None, help="Score this JSONL of pre-generated responses ({id, result"
+                                             "[, process]} per line); no model is loaded."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
+):
+    """Evaluate on ACEBench (English) and print per-category accuracy, Normal / Special / Agent and Overall
+    (compat scorer, leaderboard-comparable) with the strict scorer's numbers beside them.
+
+    Rerunning the same command resumes an interrupted evaluation from its records."""
+    from core.store import ResultStore
+    from evals.acebench import data as ace_data
+    from evals.acebench import fetch
+
+    cats = ace_data.parse_categories(categories)
+    id_list = [s.strip() for s in ids.split(",") if s.strip()] if ids else None
+    if responses is not None:
+        from evals.acebench.responses import score_file
+
+        with ResultStore() as store:
+            summary = score_file(responses, mode=mode, data_dir=data_dir, strict_arg_set=strict_arg_set,
+                                 store=store, progress=progress)
+        _show_acebench(summary, json_out)
+        return
+    from core.backends import load_backend
+    from core.models import resolve
+    from evals.acebench.runner import AceConfig, run_acebench
+
+    if adapter is not None and not (adapter / "adapter_config.json").exists():
+        raise UserError(f"--adapter {adapter}: no adapter_config.json there (not a peft LoRA adapter)")
+    if backend not in ("hf", "vllm", "openai"):
+        raise UserError(f"--backend: unknown backend {backend!r}; choose hf, vllm or openai")
+    if backend == "openai" and not base_url:
+        raise UserError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+    if mode not in ("auto", "prompt", "fc"):
+        raise UserError(f"--mode: unknown mode {mode!r}; choose from auto, prompt, fc")
+    if user_backend is not None and user_model is None:
+        raise UserError("--user-backend needs --user-model")
+    if user_backend is not None and user_backend not in ("hf", "vllm", "openai", "openai-chat"):
+        raise UserError(f"--user-backend: unknown backend {user_backend!r}; choose hf, vllm, openai or openai-chat")
+    if user_model is not None and (user_backend or "hf") in ("openai", "openai-chat") and not user_base_url:
+        raise UserError(f"--user-backend {user_backend} needs --user-base-url (e.g. http://127.0.0.1:8000/v1)")
+    root = fetch.resolve_data_dir(data_dir)
+    ace_data.select(root, cats, per_category, id_list, seed)  # validate ids before loading a model
+    cfg = AceConfig(model=model, backend=backend, adapter=str(adapter.resolve()) if adapter else None, mode=mode,
+                    categories=cats, per_category=per_category, ids=id_list, seed=seed,
+                    max_new_tokens=max_new_tokens, temperature=temperature, max_prompt_tokens=max_prompt_tokens,
+                    strict_arg_set=strict_arg_set, max_dialog_turns=max_dialog_turns, user_model=user_model,
+                    user_backend=user_backend if user_model else None, user_base_url=user_base_url,
+                    user_max_new_tokens=user_max_new_tokens, data_dir=str(root))
+    options = {"hf": {"batch_size": batch_size, "device": device},
+               "vllm": {"tensor_parallel_size": tensor_parallel, "enable_lora": adapter is not None},
+               "openai": {"base_url": base_url}}[backend]
+    if backend == "openai":
+        ref = model
+        options["tokenizer"] = _local_tokenizer(model)
+    else:
+        ref = resolve(model).path
+    engine = load_backend(backend, ref, **options)
+    try:
+        with ResultStore() as store:
+            summary = run_acebench(cfg, engine, store=store, progress=progress)
+    finally:
+        engine.close()
+    _show_acebench(summary, json_out)
+
+
+def _show_acebench(summary: dict, json_out: bool) -> None:
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from evals.acebench.metrics import LEADERBOARD_COLUMNS
+
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.1f}"
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # a pipe or a file: keep category names and column labels whole
+    t = Table(title=f"ACEBench (en) per category  [{summary['eval_id']}]", title_justify="left")
+    for col in ("category", "correct", "total", "accuracy %", "strict %", "process %"):
+        t.add_column(col, justify="left" if col == "category" else "right")
+    for cat, c in summary["per_category"].items():
+        t.add_row(cat, str(c["correct"]), str(c["total"]), pct(c["accuracy"]), pct(c.get("strict_accuracy")),
+                  pct(c.get("process_accuracy")))
+    console.print(t)
+    lb = Table(title="leaderboard columns (compat scorer; categories not evaluated count 0)", title_justify="left")
+    lb.add_column("scorer")
+    for label, _ in LEADERBOARD_COLUMNS:
+        lb.add_column(label, justify="right")
+    for name, key in (("compat", "scores"), ("strict", "scores_strict")):
+        lb.add_row(name, *(pct(summary[key][k]) for _, k in LEADERBOARD_COLUMNS))
+    console.print(lb)
+    facts = [f"model {summary.get('model')}", f"backend {summary.get('backend')}", f"mode {summary.get('mode')}",
+             f"{len(summary['per_category'])}/17 categories"]
+    sim = summary.get("simulator")
+    if sim:
+        facts.append(f"user simulator {sim.get('model')} ({sim.get('backend')})")
+    if summary.get("wall_s") is not None:
+        facts.append(f"{summary['wall_s']} s")
+    if summary.get("tokens_per_s"):
+        facts.append(f"{summary['tokens_per_s']} tok/s")
+    console.print("  ".join(facts))
+    if not summary.get("complete", True):
+        console.print("[yellow]incomplete: rerun the same command to resume[/yellow]")
+    if summary.get("records"):
+        console.print(f"records: {summary['records']}")
+
+
 @eval_app.command("list")
 def eval_list(limit: int = typer.Option(20, min=1, help="How many to show."),
               json_out: bool = typer.Option(False, "--json", help="Print JSON.")):
