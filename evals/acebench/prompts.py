@@ -27,6 +27,7 @@ ARG_RULES = (
     "Include every parameter the user gave; leave out optional parameters nobody mentioned. Unless a "
     "parameter's description asks for a particular format, take the value from the user's own words. "
     "An API without parameters is called as [ApiName()]; never make up parameter names.")
+ARG_RULES_FC = ARG_RULES.replace("is called as [ApiName()]", "is called with no arguments")
 FC_FORMAT = "Call the right tool(s) for the next step; when no call is needed, answer in text."
 
 INCORRECT_VALUE = "There is incorrect value (value) for the parameters (key) in the conversation history."
@@ -50,7 +51,11 @@ def resolve_mode(mode: str, tokenizer) -> str:
 def _task(mode: str) -> str:
     return ("You are \"assistant\", an AI that helps by calling APIs. Read the API specifications and the "
             "conversation so far (turns 1 to t), then produce the API call(s) the assistant should make at "
-            "turn t+1.\n" + (CALL_FORMAT if mode == "prompt" else FC_FORMAT) + "\n" + ARG_RULES)
+            "turn t+1.\n" + (CALL_FORMAT if mode == "prompt" else FC_FORMAT) + "\n" + _args(mode))
+
+
+def _args(mode: str) -> str:
+    return ARG_RULES if mode == "prompt" else ARG_RULES_FC
 
 
 def _special_rules(mode: str) -> str:
@@ -77,7 +82,7 @@ def system_prompt(entry, mode: str) -> str:
     if entry.kind == "special":
         head = ("You are \"assistant\", an AI that helps by calling APIs. Read the API specifications and "
                 "the conversation so far (turns 1 to t), then write the assistant's reply at turn t+1.\n"
-                + _special_rules(mode) + "\n" + ARG_RULES)
+                + _special_rules(mode) + "\n" + _args(mode))
     else:
         head = _task(mode)
     return f"{head}\n\n{entry.time or ''}\n\n{ROLES}\n\nAPI specifications:\n{functions}"
@@ -145,7 +150,7 @@ AGENT = (
 AGENT_FC = AGENT.replace(
     "reply with the call(s) only, in the form [ApiName(key1='value1', key2='value2', ...)]; several calls go "
     "in the one list, separated by commas. Nothing else goes in that message.",
-    "call the tool(s); a message with tool calls has no other text.")
+    "call the tool(s); a message with tool calls has no other text.").replace(ARG_RULES, ARG_RULES_FC)
 
 PHONE = (
     "It is June 11, 2024, 16:00 (Beijing time). You are a mobile-phone assistant: you can send text messages, "
@@ -202,8 +207,15 @@ ACCOUNTS = ("Food-platform accounts, for when they are needed: Eve / password123
             "Grace / password789, Helen / password321, Isaac / password654, Jack / password654.")
 
 
+_CALL_SENTENCES = ("Calls must use the format above and must start with [ and end with ]. ",
+                   "Calls must use the format [ApiName(key1='value1', key2='value2', ...)]. ")
+
+
 def agent_system(involved_classes: list[str], mode: str, category: str) -> str:
     domain = TRAVEL if "Travel" in involved_classes else PHONE
+    if mode == "fc":
+        for sentence in _CALL_SENTENCES:
+            domain = domain.replace(sentence, "")
     parts = [AGENT if mode == "prompt" else AGENT_FC, domain]
     if category == "agent_multi_step" and "FoodPlatform" in involved_classes:
         parts.append(ACCOUNTS)
