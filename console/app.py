@@ -84,6 +84,8 @@ class LoopConsole(App):
         self.ask_history = ask_history
         self._user_keymap = dict(keymap or {})
         self._metrics_dirty = False
+        self._progress_dirty = False
+        self._progress_text = ""
         self._drawn_version = -1
         self._history_asked_for: str | None = None
 
@@ -134,8 +136,8 @@ class LoopConsole(App):
             self.state = st.state
             self.paused = st.paused or st.state == "paused"
             self.stale = self.link.is_stale(self.stale_after)
-            self.show_header()
-            self.show_progress(st)
+            self.show_header()  # redrawn only when what it says changed
+        self._progress_dirty = True  # progress numbers move with every status: drawn by the timer
         if self.ask_history and st.run_id and st.run_id != self._history_asked_for and self.connected \
                 and not self.read_only:
             # attached late: the per-iteration tables come from the core's store
@@ -202,17 +204,25 @@ class LoopConsole(App):
         bar = self.query_one("#progress", ProgressBar)
         p = st.progress
         if p is None or not p.total:
-            label.update(f"{st.stage or st.state}")
-            bar.display = False
-            return
-        bar.display = True
-        bar.update(total=p.total, progress=p.done)
-        eta = (p.model_extra or {}).get("eta_s", getattr(p, "eta_s", None))
-        label.update(f"{p.stage or st.stage} {p.done:,}/{p.total:,}  ETA {_eta(eta)}")
+            text = f"{st.stage or st.state}"
+            if bar.display:
+                bar.display = False
+        else:
+            if not bar.display:
+                bar.display = True
+            bar.update(total=p.total, progress=p.done)
+            eta = getattr(p, "eta_s", None)
+            text = f"{p.stage or st.stage} {p.done:,}/{p.total:,}  ETA {_eta(eta)}"
+        if text != self._progress_text:
+            self._progress_text = text
+            label.update(text, layout=False)  # fixed width
 
     def redraw(self) -> None:
         """Timer: redraw the telemetry panels when something changed; then take the next metrics."""
         tel = self.link.telemetry
+        if self._progress_dirty and self.link.status is not None:
+            self._progress_dirty = False
+            self.show_progress(self.link.status)
         if self._metrics_dirty or tel.version != self._drawn_version:
             self._metrics_dirty = False
             self._drawn_version = tel.version

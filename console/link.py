@@ -279,8 +279,10 @@ class MqttLink(Link):
         from core.bus import BusClient
 
         will = None if self.read_only else (self.presence_topic, b"false")
+        # a deep incoming queue: aiomqtt drops whatever does not fit, acks included, and a console
+        # on a busy host can fall a second behind a flood
         self.client = BusClient(self.url, self.console_id, will=will, username=self._auth[0],
-                                password=self._auth[1], keepalive=self._keepalive)
+                                password=self._auth[1], keepalive=self._keepalive, queue_size=10000)
         self.client.subscribe(f"{self.root}/#", self.on_message)
         self.client.on_connection(self._on_connection)
         await self.client.run()

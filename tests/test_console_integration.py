@@ -163,3 +163,56 @@ def test_read_only_console_publishes_nothing_on_the_broker(embedded_broker):
             await asyncio.gather(core_task, return_exceptions=True)
 
     run_async(go(), timeout=60)
+
+
+def test_console_drives_the_real_daemon_and_engine(embedded_broker, tmp_path):
+    """The real CoreDaemon with the real Engine (tiny-run config) paused before its first stage, so no
+    model is loaded: the console sees the paused run, reads the runs table through the core, and
+    stops the run after a confirmation; the core then goes offline."""
+    import uuid
+    from pathlib import Path
+
+    from core.daemon import CoreDaemon, will_for
+    from core.engine import Engine
+    from core.store import ResultStore
+
+    store = ResultStore(tmp_path / "db.json")
+    text = (Path(__file__).parent / "data" / "tiny-run.toml").read_text()
+    engine = Engine(text, f"tiny-console-{uuid.uuid4().hex[:6]}", store=store)
+    engine.pause()
+
+    async def go():
+        bus = BusClient(embedded_broker.url, "core-real-c1", will=will_for("real-c1"))
+        daemon = CoreDaemon(engine, bus, "real-c1", store)
+        core_task = asyncio.create_task(daemon.run())
+        link = MqttLink(embedded_broker.url, "real-c1", console_id="console-real", ack_timeout=10.0)
+        app = LoopConsole(link)
+        try:
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: app.connected and app.state == "paused" and app.core_online,
+                            timeout=20, what="the paused core")
+                assert link.status.run_id == engine.run_id and link.status.iterations >= 1
+                assert "PAUSED" in str(app.query_one("#header").render())
+                assert engine.run_id in link.telemetry.configs  # the retained run config
+                await pilot.press("r")
+                await until(pilot, lambda: isinstance(app.screen, HistoryScreen)
+                            and app.screen.query_one("#runs", DataTable).row_count >= 1, what="runs from the store")
+                assert app.screen.query_one("#runs", DataTable).get_row_at(0)[1] == engine.run_id
+                await pilot.press("escape")
+                await pilot.press("s")
+                await pilot.pause(0.2)
+                await pilot.press("y")
+                await until(pilot, lambda: any(c.verb == "stop" and c.state == "done" for c in link.commands.values()),
+                            timeout=20, what="stop done")
+                await until(pilot, lambda: app.state == "stopped" and app.core_online is False, timeout=20,
+                            what="stopped and offline")
+                assert app.check_action("toggle_pause", ()) is None
+                await pilot.press("q")
+            assert await asyncio.wait_for(core_task, 20) == "stopped"
+        finally:
+            if not core_task.done():
+                engine.stop()
+                await asyncio.gather(core_task, return_exceptions=True)
+
+    run_async(go(), timeout=90)
+    store.close()

@@ -42,7 +42,11 @@ def app_with(state: str = "running", read_only: bool = False):
 
 def prepared(app, link, *steps):
     async def run_before(pilot):
-        await pilot.pause()
+        for _ in range(200):  # the link's worker connects first, so every run logs in the same order
+            if link.connected:
+                break
+            await pilot.pause(0.01)
+        assert link.connected
         for inp in app.query(Input):
             inp.cursor_blink = False
         for step in steps:

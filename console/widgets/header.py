@@ -11,8 +11,9 @@ STATE_STYLE = {"running": "bold green", "paused": "bold yellow", "evaluating": "
 
 class CoreHeader(Static):
     DEFAULT_CSS = """
-    CoreHeader { height: 1; background: $panel; padding: 0 1; }
+    CoreHeader { height: 1; width: 100%; background: $panel; padding: 0 1; }
     """
+    _shown = None
 
     def show(self, core_id: str, status, *, connected: bool, online: bool | None, stale: bool,
              read_only: bool) -> None:
@@ -39,4 +40,6 @@ class CoreHeader(Static):
         if read_only:
             t.append(" │ ")
             t.append("READ-ONLY", "reverse")
-        self.update(t)
+        if t != self._shown:  # one line of fixed size: no layout pass needed
+            self._shown = t
+            self.update(t, layout=False)

@@ -33,6 +33,7 @@ class ThroughputPanel(Grid):
 
     def on_mount(self) -> None:
         self.border_title = "Throughput & training"
+        self._labels: dict[str, str] = {}
         self.show(Telemetry())
 
     def show(self, tel: Telemetry) -> None:
@@ -40,8 +41,10 @@ class ThroughputPanel(Grid):
             data = tel.series[key]
             latest = data[-1] if data else None
             stage = tel.series_stage.get(key, "")
-            self.query_one(f"#tp-{key}-label", Label).update(
-                f"{label:9s} {_fmt(latest):>8s} {stage[:6]:>6s}")
+            text = f"{label:9s} {_fmt(latest):>8s} {stage[:6]:>6s}"
+            if self._labels.get(key) != text:
+                self._labels[key] = text
+                self.query_one(f"#tp-{key}-label", Label).update(text, layout=False)
             self.query_one(f"#tp-{key}", Sparkline).data = list(data)
 
 
@@ -156,7 +159,7 @@ class HardwarePanel(Static):
         mem_used_mb, mem_total_mb}] (an `error` instead when a GPU fell off the bus)."""
         hw = tel.hardware
         if not hw:
-            self.update(Text("no hardware telemetry yet", style="dim"))
+            self._set(Text("no hardware telemetry yet", style="dim"))
             return
         t = Text()
         if _num(hw.get("cpu_pct")):
@@ -184,7 +187,14 @@ class HardwarePanel(Static):
                     line += f" {mu / 1024:.1f}/{mt / 1024:.0f} GB"
             t.append(line + "\n")
         t.rstrip()
-        self.update(t if t.plain else Text("no hardware telemetry yet", style="dim"))
+        self._set(t if t.plain else Text("no hardware telemetry yet", style="dim"))
+
+    def _set(self, t: Text) -> None:
+        old = getattr(self, "_shown", None)
+        if old is not None and old == t:
+            return
+        self._shown = t
+        self.update(t, layout=old is None or old.plain.count("\n") != t.plain.count("\n"))
 
 
 def _num(v) -> bool:
@@ -210,10 +220,10 @@ class CommandsPanel(Static):
 
     def show(self, commands, read_only: bool) -> None:
         if read_only:
-            self.update(Text("read-only: commands disabled", style="dim"))
+            self.update(Text("read-only: commands disabled", style="dim"), layout=False)
             return
         if not commands:
-            self.update(Text("no commands sent", style="dim"))
+            self.update(Text("no commands sent", style="dim"), layout=False)
             return
         t = Text()
         for c in list(commands)[-6:]:
@@ -221,7 +231,7 @@ class CommandsPanel(Static):
             t.append(f"{c.state:12s}", self.STYLE.get(c.state, ""))
             t.append(f"{c.detail[:60]}\n" if c.detail else "\n")
         t.rstrip()
-        self.update(t)
+        self.update(t, layout=False)  # a fixed-height box
 
 
 def _plot_widget():

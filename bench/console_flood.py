@@ -1,0 +1,352 @@
+"""How the operator console holds up under a telemetry flood, measured through its real MQTT link.
+
+Three processes: a broker (mosquitto on loopback when installed, else looptool's embedded amqtt),
+a publisher that plays the core (it floods telemetry and answers pause/resume like the daemon:
+ack accepted, retained status, ack done), and this process, which runs the console headless
+(App.run_test) on an MqttLink. Only the console's own work is in this process, so its CPU time is
+the console's.
+
+Phase 1 (flood): 1,000 messages/s for 30 s (metrics at QoS 0, status at 50/s, events at 20/s),
+while a key is pressed every 0.5 s, alternating pause and resume. Two latencies per press:
+  * key -> screen: from pilot.press("p") until the commands panel shows the new pending command
+    (the console's own reaction; the target is p95 < 100 ms);
+  * key -> core -> screen: until the header shows the state the core reports after its ack
+    (a round trip through the broker and the played core).
+Phase 2 (steady): 10 messages/s for 30 s; CPU = time.process_time() / wall time of this process
+(target < 25 % of one core).
+
+    python bench/console_flood.py                   # the full run (about 70 s)
+    python bench/console_flood.py --flood-s 5 --steady-s 5 --link memory   # the UI alone, no broker
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CORE = "bench-core"
+
+
+# -- the played core (a separate process) ------------------------------------------------------------
+
+async def publisher(url: str, rate: float, flood_s: float, steady_rate: float, steady_s: float) -> None:
+    from core import busproto as bp
+    from core.bus import BusClient
+
+    bus = BusClient(url, "bench-publisher", queue_size=5000)
+    t = lambda kind, *rest: bp.topic(CORE, kind, *rest)  # noqa: E731
+    state = {"paused": False, "seq": 0}
+    attached = asyncio.Event()
+
+    def status(done=3):
+        state["seq"] += 1
+        return bp.Status(core_id=CORE, run_id="bench-run", state="paused" if state["paused"] else "running",
+                         iteration=2, iterations=4, stage="train", paused=state["paused"], seq=state["seq"],
+                         progress=bp.Progress(stage="train", iteration=2, done=done % 1000, total=1000,
+                                              eta_s=60.0)).dump()
+
+    async def on_cmd(topic, payload, retained):
+        verb = topic.rsplit("/", 1)[1]
+        cmd, _ = bp.parse_command(verb, payload, topic)
+
+        async def ack(s, detail=""):
+            await bus.publish(cmd.reply_to, bp.Ack(id=cmd.id, verb=verb, status=s, detail=detail).dump(), qos=1)
+
+        if verb in ("pause", "resume"):
+            await ack("accepted")
+            state["paused"] = verb == "pause"
+            await bus.publish(t("status"), status(), qos=1, retain=True)
+            await ack("done")
+        elif verb == "history":
+            await ack("done")
+        else:
+            await ack("rejected", "not in this benchmark")
+
+    def on_presence(topic, payload, retained):
+        if payload == b"true":
+            attached.set()
+
+    bus.subscribe(t("cmd", "#"), on_cmd)
+    bus.subscribe(f"{bp.PREFIX}/{bp.CONSOLE_SPACE}/+/online", on_presence)
+    bus.on_connection(lambda up: up and bus.publish_nowait(t("online"), b"true", qos=1, retain=True))
+    task = asyncio.create_task(bus.run())
+    await asyncio.wait_for(attached.wait(), 120)
+
+    async def phase(name: str, per_s: float, seconds: float) -> int:
+        await bus.publish(t("events"), bp.Event(event="bench_phase", phase=name).dump(), qos=1)
+        sent, t0, tick = 0, time.monotonic(), 0.01
+        n = 0
+        while (now := time.monotonic()) - t0 < seconds:
+            due = int((now - t0) * per_s) - sent
+            for _ in range(max(0, due)):
+                n += 1
+                k = n % 100
+                if k < 5:  # 5 %: status (the seq advances)
+                    bus.publish_nowait(t("status"), status(n), qos=1, retain=True)
+                elif k < 7:  # 2 %: events
+                    bus.publish_nowait(t("events"), bp.Event(event="probe_info", n=n).dump(), qos=1)
+                elif k < 10:
+                    bus.publish_nowait(t("metrics", "hardware"), bp.Metrics(
+                        stream="hardware", cpu_pct=float(n % 100), ram_pct=40.0, gpus=[]).dump())
+                elif k < 55:
+                    bus.publish_nowait(t("metrics", "throughput"), bp.Metrics(
+                        stream="throughput", stage="train", iteration=2, tok_s=float(800 + n % 400),
+                        samples_s=2.0 + n % 5).dump())
+                else:
+                    bus.publish_nowait(t("metrics", "train"), bp.Metrics(
+                        stream="train", stage="train", iteration=2, step=n, loss=2.0 - (n % 100) / 100,
+                        reward_mean=(n % 50) / 50).dump())
+                sent += 1
+            await asyncio.sleep(tick)
+        return sent
+
+    sent_flood = await phase("flood", rate, flood_s)
+    sent_steady = await phase("steady", steady_rate, steady_s)
+    await bus.publish(t("events"), bp.Event(event="bench_phase", phase="done", sent_flood=sent_flood,
+                                            sent_steady=sent_steady, dropped=bus.dropped).dump(), qos=1)
+    await asyncio.sleep(0.5)
+    await bus.publish(t("online"), b"", qos=1, retain=True)
+    await bus.publish(t("status"), b"", qos=1, retain=True)
+    await bus.close()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+# -- the console side (this process) ------------------------------------------------------------------
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))] if xs else float("nan")
+
+
+async def console_side(link, args, feeder=None) -> dict:
+    from console.app import LoopConsole
+    from console.widgets.panels import CommandsPanel
+
+    phase = {"name": "wait", "info": {}}
+    received = {"n": 0}
+    orig = link.on_message
+
+    def counting(topic, payload, retained=False):
+        received["n"] += 1
+        if topic.endswith("/events") and b"bench_phase" in payload:
+            data = json.loads(payload)
+            phase["name"], phase["info"] = data.get("phase"), data
+        return orig(topic, payload, retained)
+
+    link.on_message = counting
+    app = LoopConsole(link, ask_history=False)
+    out = {"local_ms": [], "round_trip_ms": []}
+    async with app.run_test(size=(140, 45)) as pilot:
+        if feeder is not None:
+            feeder_task = asyncio.create_task(feeder(link, phase))
+        header = app.query_one("#header")
+        panel = app.query_one(CommandsPanel)
+        while phase["name"] != "flood":
+            await asyncio.sleep(0.05)
+        rx0, cpu0, wall0 = received["n"], time.process_time(), time.monotonic()
+        while phase["name"] == "flood":
+            want = "resume" if app.paused else "pause"
+            before = len(link.commands)
+            t0 = time.perf_counter()
+            # pilot.press returns only once the app looks idle (Textual's wait_for_idle), which a
+            # flood never is: run it beside the watcher, which times the widgets from the call on
+            press = asyncio.create_task(pilot.press("p"))
+            local = rt = None
+            while time.perf_counter() - t0 < 5.0:
+                now = time.perf_counter()
+                if local is None and len(link.commands) > before and \
+                        f"{want}" in str(panel.render()).splitlines()[-1]:
+                    local = now - t0
+                shown = str(header.render())
+                if ("PAUSED" in shown) == (want == "pause") and app.paused == (want == "pause"):
+                    rt = now - t0
+                    if local is None:
+                        local = rt
+                    break
+                await asyncio.sleep(0.001)
+            await press
+            if local is not None:
+                out["local_ms"].append(local * 1000)
+            if rt is not None:
+                out["round_trip_ms"].append(rt * 1000)
+            else:
+                out.setdefault("round_trip_timeouts", 0)
+                out["round_trip_timeouts"] = out.get("round_trip_timeouts", 0) + 1
+            await asyncio.sleep(max(0.05, 0.5 - (time.perf_counter() - t0)))
+        out["flood_rx_per_s"] = (received["n"] - rx0) / (time.monotonic() - wall0)
+        out["flood_cpu_pct"] = 100 * (time.process_time() - cpu0) / (time.monotonic() - wall0)
+        await asyncio.sleep(2.0)  # let the flood backlog drain before measuring the steady state
+        rx0, cpu0, wall0 = received["n"], time.process_time(), time.monotonic()
+        while phase["name"] == "steady":
+            await asyncio.sleep(0.1)
+        wall = time.monotonic() - wall0
+        out["steady_rx_per_s"] = (received["n"] - rx0) / wall
+        out["steady_cpu_pct"] = 100 * (time.process_time() - cpu0) / wall
+        out["steady_wall_s"] = wall
+        out["publisher"] = phase["info"]
+        out["bad_messages"] = link.bad_total
+        if feeder is not None:
+            feeder_task.cancel()
+        await pilot.press("q")
+    return out
+
+
+async def memory_feeder(link, phase, rate, flood_s, steady_rate, steady_s):
+    """--link memory: the same traffic fed straight into the in-memory link (no broker, no parsing
+    on another process), and a played core answering in the same loop."""
+    from core import busproto as bp
+
+    def ev(name, **kw):
+        link.on_message(bp.topic(CORE, "events"), bp.Event(event="bench_phase", phase=name, **kw).dump())
+
+    n = 0
+    for name, per_s, secs in (("flood", rate, flood_s), ("steady", steady_rate, steady_s)):
+        ev(name)
+        sent, t0 = 0, time.monotonic()
+        while (now := time.monotonic()) - t0 < secs:
+            for _ in range(max(0, int((now - t0) * per_s) - sent)):
+                n += 1
+                k = n % 100
+                if k < 5:
+                    link.feed_status(run_id="bench-run", state="paused" if link.status and link.status.paused
+                                     else "running", iteration=2, iterations=4, stage="train",
+                                     paused=bool(link.status and link.status.paused), seq=n)
+                elif k < 7:
+                    link.feed_event("probe_info", n=n)
+                elif k < 55:
+                    link.feed_metrics("throughput", stage="train", iteration=2, tok_s=float(800 + n % 400),
+                                      samples_s=2.0)
+                else:
+                    link.feed_metrics("train", stage="train", iteration=2, loss=1.0, reward_mean=0.5)
+                sent += 1
+            await asyncio.sleep(0.01)
+    ev("done")
+
+
+def memory_core(link, verb, cmd):
+    from core import busproto as bp
+
+    link.feed_ack(cmd.id, "accepted", verb=verb)
+    paused = verb == "pause"
+    link.feed_status(run_id="bench-run", state="paused" if paused else "running", iteration=2, iterations=4,
+                     stage="train", paused=paused, seq=(link.status.seq + 1) if link.status else 1)
+    link.feed_ack(cmd.id, "done", verb=verb)
+
+
+def start_broker(kind: str, tmp: Path):
+    from core.broker import free_port, wait_port
+
+    port = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    + ("user root\n" if os.geteuid() == 0 else ""))
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait_port("127.0.0.1", port, 10):
+        proc.terminate()
+        raise SystemExit("mosquitto did not start")
+    return proc, f"mqtt://127.0.0.1:{port}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=float, default=1000.0, help="flood messages per second")
+    ap.add_argument("--flood-s", type=float, default=30.0)
+    ap.add_argument("--steady-rate", type=float, default=10.0)
+    ap.add_argument("--steady-s", type=float, default=30.0)
+    ap.add_argument("--link", choices=("mqtt", "memory"), default="mqtt")
+    ap.add_argument("--broker", choices=("auto", "mosquitto", "embedded"), default="auto")
+    ap.add_argument("--publisher", metavar="URL", help=argparse.SUPPRESS)  # internal: the played core
+    args = ap.parse_args()
+    if args.publisher:
+        asyncio.run(publisher(args.publisher, args.rate, args.flood_s, args.steady_rate, args.steady_s))
+        return
+
+    os.environ.setdefault("LOOPTOOL_HOME", tempfile.mkdtemp(prefix="looptool-bench-"))
+    from console.link import MqttLink
+    from console.memlink import MemoryLink
+
+    broker_proc = pub = None
+    tmp = Path(tempfile.mkdtemp(prefix="console-flood-"))
+    try:
+        if args.link == "memory":
+            link = MemoryLink(CORE, "bench-console", responder=memory_core)
+            feeder = lambda lk, ph: memory_feeder(lk, ph, args.rate, args.flood_s, args.steady_rate,  # noqa: E731
+                                                  args.steady_s)
+            broker_name = "none (in-memory link)"
+        else:
+            kind = args.broker
+            if kind == "auto":
+                kind = "mosquitto" if shutil.which("mosquitto") else "embedded"
+            if kind == "mosquitto":
+                broker_proc, url = start_broker(kind, tmp)
+                broker_name = "mosquitto (own process)"
+            else:
+                url = None
+                broker_name = "embedded amqtt (in the publisher's process)"
+            cmd = [sys.executable, __file__, "--rate", str(args.rate), "--flood-s", str(args.flood_s),
+                   "--steady-rate", str(args.steady_rate), "--steady-s", str(args.steady_s)]
+            if url is None:  # the publisher hosts the embedded broker
+                code = ("import asyncio, sys; sys.path.insert(0, %r)\n"
+                        "from core.broker import EmbeddedBroker\n"
+                        "import importlib.util as u\n"
+                        "spec = u.spec_from_file_location('flood', %r); m = u.module_from_spec(spec); "
+                        "spec.loader.exec_module(m)\n"
+                        "async def go():\n"
+                        "    b = EmbeddedBroker(); url = await b.start(); print(url, flush=True)\n"
+                        "    await m.publisher(url, %r, %r, %r, %r)\n"
+                        "    await b.stop()\n"
+                        "asyncio.run(go())\n") % (str(ROOT), __file__, args.rate, args.flood_s, args.steady_rate,
+                                                  args.steady_s)
+                pub = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+                url = pub.stdout.readline().strip()
+            else:
+                pub = subprocess.Popen(cmd + ["--publisher", url])
+            link = MqttLink(url, CORE, "bench-console", ack_timeout=5.0)
+            feeder = None
+        t0 = time.monotonic()
+        out = asyncio.run(console_side(link, args, feeder))
+        wall = time.monotonic() - t0
+    finally:
+        if pub is not None:
+            try:
+                pub.wait(30)
+            except subprocess.TimeoutExpired:
+                pub.terminate()
+        if broker_proc is not None:
+            broker_proc.terminate()
+            broker_proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    loc, rt = out["local_ms"], out["round_trip_ms"]
+    print(f"console flood benchmark: link {args.link}, broker {broker_name}, {os.cpu_count()} CPUs, "
+          f"nice {os.nice(0)}, total {wall:.0f} s")
+    print(f"flood: {args.rate:.0f} msg/s offered for {args.flood_s:.0f} s, received {out['flood_rx_per_s']:.0f} msg/s "
+          f"by the console; console CPU {out['flood_cpu_pct']:.0f} % of one core")
+    print(f"  key -> screen (commands panel shows the pending command), {len(loc)} presses: "
+          f"p50 {pct(loc, 50):.1f} ms, p95 {pct(loc, 95):.1f} ms, max {max(loc, default=float('nan')):.1f} ms "
+          f"(target p95 < 100 ms: {'met' if pct(loc, 95) < 100 else 'NOT met'})")
+    print(f"  key -> core -> screen (header shows the state the core acked), {len(rt)} presses: "
+          f"p50 {pct(rt, 50):.1f} ms, p95 {pct(rt, 95):.1f} ms, max {max(rt, default=float('nan')):.1f} ms; "
+          f"timeouts (>5 s): {out.get('round_trip_timeouts', 0)}")
+    print(f"steady: {args.steady_rate:.0f} msg/s for {out['steady_wall_s']:.0f} s, received "
+          f"{out['steady_rx_per_s']:.1f} msg/s; console CPU {out['steady_cpu_pct']:.1f} % of one core "
+          f"(target < 25 %: {'met' if out['steady_cpu_pct'] < 25 else 'NOT met'})")
+    info = out.get("publisher") or {}
+    if info:
+        print(f"publisher: sent {info.get('sent_flood')} + {info.get('sent_steady')} messages, "
+              f"dropped by its queue {info.get('dropped')}; bad messages at the console {out['bad_messages']}")
+
+
+if __name__ == "__main__":
+    main()
