@@ -160,3 +160,34 @@ def test_prompts_over_the_limit_are_recorded(tmp_path, monkeypatch):
     assert recs["special_irrelevant_0"]["error_type"] == "inference_error:prompt_too_long"
     assert recs["agent_multi_step_2"]["stop_reason"].startswith("agent prompt longer than")
     assert s["error_types"]["inference_error:prompt_too_long"] == 1
+
+
+def test_loop_entry_point(tmp_path, monkeypatch):
+    """evals.acebench.run_eval_for_loop, as core/eval_job.py calls it: the run config's model and eval
+    sections, a seeded subset, progress and checkpoint callbacks (the default data location is used)."""
+    import core.backends
+    import evals.acebench as ace
+    from core.config import load
+    from core.eval_job import acebench_available
+    from evals.acebench import fetch
+
+    monkeypatch.setenv("LOOPTOOL_HOME", str(tmp_path))
+    cache = fetch.default_dir()
+    cache.parent.mkdir(parents=True)
+    cache.symlink_to(DATA, target_is_directory=True)  # the download is tested in test_acebench_data.py
+    entries = data.select(DATA, ["special_irrelevant", "agent_multi_step"], per_category=2, seed=1234)
+    loaded = []
+    monkeypatch.setattr(core.backends, "load_backend",
+                        lambda kind, model, **opts: loaded.append((kind, model, opts)) or Oracle(entries))
+    progress, checks = [], []
+    assert acebench_available()
+    s = ace.run_eval_for_loop(model="base-model", adapter=None, cfg=load("cpu-demo"),
+                              subset="special_irrelevant,agent_multi_step", per_category=2,
+                              on_progress=lambda done, total: progress.append((done, total)),
+                              checkpoint=lambda: checks.append(1))
+    assert loaded[0][0] == "hf" and loaded[0][1] == "base-model"
+    assert s["benchmark"] == "acebench" and s["eval_id"].startswith("acebench-") and s["started_at"]
+    assert s["config"]["seed"] == 1234 and s["categories"] == {"special_irrelevant": 2, "agent_multi_step": 2}
+    assert {e.id for e in entries} == {json.loads(x)["id"] for x in open(s["records"])}
+    assert progress[0] == (0, 4) and progress[-1] == (4, 4) and len(checks) == 4
+    assert s["per_category"]["special_irrelevant"]["accuracy"] == 1.0

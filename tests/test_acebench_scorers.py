@@ -227,6 +227,9 @@ def test_process_score():
 def test_decoders():
     assert first_list("Sure! [f(a='x]'), g()] trailing [h()]") == "[f(a='x]'), g()]"
     assert first_list("no list here") is None
+    assert first_list("I'm sure: [f(a='it\\'s')] ok") == "[f(a='it\\'s')]"  # prose apostrophes are harmless
+    assert first_list("[ unclosed [f()] and [g()]") == "[f()]"
+    assert first_list("[" * 150_000) is None  # one linear pass
     assert decode("I think [f(a=1)]", mode="prompt", scoring="compat") == [{"f": {"a": 1}}]
     got = decode("[f(a=x, b=-3, c=+3, d=g(), e=h(k=1), t=(1, 2), s=2*3, n=...), m.n(z=1)]", mode="prompt",
                  scoring="compat")

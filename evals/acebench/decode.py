@@ -29,28 +29,38 @@ _MAX_SEQ = 10_000
 
 
 def first_list(text: str) -> str | None:
-    """The first balanced top-level ``[...]`` (brackets inside quoted strings ignored), or None."""
+    """The first balanced top-level ``[...]`` (brackets inside quoted strings ignored), or None.
+    One linear pass; quotes are tracked from the first opening bracket on, so an apostrophe in prose
+    before the list is harmless. When the outermost bracket never closes, the earliest bracket that
+    does close is taken."""
+    if len(text) > MAX_CHARS:
+        raise DecodeError("too_long", f"reply is {len(text)} characters")
     start = text.find("[")
-    while start != -1:
-        depth, quote, i = 0, None, start
-        while i < len(text):
-            ch = text[i]
-            if quote:
-                if ch == "\\":
-                    i += 1
-                elif ch == quote:
-                    quote = None
-            elif ch in "'\"":
-                quote = ch
-            elif ch == "[":
-                depth += 1
-            elif ch == "]":
-                depth -= 1
-                if depth == 0:
-                    return text[start:i + 1]
-            i += 1
-        start = text.find("[", start + 1)  # unbalanced from here: try the next opening bracket
-    return None
+    if start == -1:
+        return None
+    stack: list[int] = []
+    best: tuple[int, int] | None = None
+    quote, escaped = None, False
+    for i in range(start, len(text)):
+        ch = text[i]
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "[":
+            stack.append(i)
+        elif ch == "]" and stack:
+            p = stack.pop()
+            if not stack:
+                return text[p:i + 1]
+            if best is None or p < best[0]:
+                best = (p, i)
+    return text[best[0]:best[1] + 1] if best else None
 
 
 def _parse_expr(text: str) -> ast.AST:

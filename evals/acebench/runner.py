@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
@@ -54,8 +55,13 @@ class AceConfig:
         return ident
 
 
-def run_acebench(cfg: AceConfig, backend, store=None, progress: bool = True, user_backend=None) -> dict:
+def run_acebench(cfg: AceConfig, backend, store=None, progress: bool = True,
+                 on_progress: Callable[[int, int], None] | None = None,
+                 checkpoint: Callable[[], None] | None = None, user_backend=None) -> dict:
     """Evaluate ``backend`` on the configured ACEBench selection; returns (and stores) the summary.
+
+    ``on_progress(done, total)`` after every record; ``checkpoint()`` between records (the loop's
+    pause/stop control: it may block, or raise to stop; records already written are kept).
     ``user_backend``: a ready simulator generator for agent_multi_turn (default: built from cfg)."""
     cfg.mode = prompts.resolve_mode(cfg.mode, backend.tokenizer)
     root = fetch.resolve_data_dir(cfg.data_dir)
@@ -77,8 +83,9 @@ def run_acebench(cfg: AceConfig, backend, store=None, progress: bool = True, use
                                            "base_url": cfg.user_base_url, "same_as_agent": False}
         else:
             sim, sim_engine, sim_desc = user_sim.build(cfg, backend)
-    bar = tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"acebench {eid}", unit="sample",
-               disable=not progress, file=sys.stderr)
+    bar = _Progress(tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"acebench {eid}",
+                         unit="sample", disable=not progress, file=sys.stderr),
+                    len(entries), len(entries) - len(todo), on_progress, checkpoint)
     try:
         _run_single([e for e in todo if e.kind != "agent"], gen, cfg, log, bar)
         _run_agents([e for e in todo if e.kind == "agent"], gen, sim, sim_desc, cfg, log, bar)
@@ -97,6 +104,27 @@ def run_acebench(cfg: AceConfig, backend, store=None, progress: bool = True, use
     if store is not None:
         store.add_eval(summary)
     return summary
+
+
+class _Progress:
+    """The tqdm bar plus the loop's progress callback and pause/stop checkpoint."""
+
+    def __init__(self, bar, total: int, done: int, on_progress=None, checkpoint=None):
+        self.bar, self.total, self.done = bar, total, done
+        self.on_progress, self.checkpoint = on_progress, checkpoint
+        if on_progress is not None:
+            on_progress(done, total)
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+        self.done += n
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total)
+        if self.checkpoint is not None:
+            self.checkpoint()
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _record(e: Entry, raw, res: dict) -> dict:
