@@ -19,6 +19,8 @@ def looptool(*args, home=None):
     if home is not None:
         env["LOOPTOOL_HOME"] = str(home)
     env["LOOPTOOL_ACEBENCH_URL"] = "http://127.0.0.1:9"  # never the network, even if a test forgets --data-dir
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        env.pop(var, None)
     return subprocess.run([sys.executable, "-m", "console.cli", *args], capture_output=True, text=True, timeout=300,
                           env=env)
 

@@ -325,3 +325,11 @@ def test_milestone_replay_reaches_the_ground_truth_end_state():
                 misses.append(e.id)
     assert set(misses) == set(MILESTONE_MISSES), misses
     assert len(misses) == 9  # 41 of 50 tasks: 29/30 multi_turn, 12/20 multi_step
+
+
+def test_state_with_values_json_cannot_hold_is_still_saved():
+    sb = Sandbox(["BaseApi", "MessageApi"], {"BaseApi": {"wifi": True, "logged_in": True}})
+    step(sb, "[delete_message(message_id=1)]")
+    step(sb, "[send_message(sender_name='Eve', receiver_name='Jack', message=[{(1, 2): 3}])]")
+    inbox = {k: v for d in sb.saved_state() for k, v in d.items()}["MessageApi"]["inbox"]
+    assert inbox["7"]["message"] == [{"(1, 2)": 3}]

@@ -196,6 +196,8 @@ def test_agent_checks():
     assert strict.check_agent(state[:1] + [{"MessageApi": {"inbox": BASE_GT[1]["MessageApi"]["inbox"]}}],
                               BASE_GT)["valid"]
     assert compat.check_agent([], BASE_GT)["error_type"] == "wrong number of class"
+    odd = [{"BaseApi": 5}, {"MessageApi": [1]}]  # a hand-written responses file may hold anything
+    assert not compat.check_agent(odd, BASE_GT)["valid"] and not strict.check_agent(odd, BASE_GT)["valid"]
     wrong = [{"BaseApi": {"wifi": False, "logged_in": True}}, state[1]]
     assert not compat.check_agent(wrong, BASE_GT)["valid"]
     extra_attr = [{"BaseApi": {"wifi": True, "logged_in": True, "x": 1}}, state[1]]
@@ -305,3 +307,11 @@ def test_ground_truth_replies_in_fc_mode():
             res = score_text(e, text, "fc")
             assert res["valid"] or e.id in COMPAT_UNPASSABLE, (e.id, res)
             assert res["strict"]["valid"], (e.id, res)
+
+
+def test_decoded_calls_are_recorded_as_json():
+    import json
+
+    e = data.Entry("normal_atom_bool_0", "normal_atom_bool", "", FUNCS, GT)
+    res = score_text(e, "[book_trip(city={(1, 2): 'x'}, nights=(1, 2))]", "prompt")
+    assert json.loads(json.dumps(res))["decoded"] == [{"book_trip": {"city": {"(1, 2)": "x"}, "nights": [1, 2]}}]

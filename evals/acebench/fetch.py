@@ -95,7 +95,8 @@ def download(target: Path | None = None, base_url: str | None = None, timeout: f
                                 f"Offline? Pass --data-dir with a copy of ACEBench's data_en folder "
                                 f"(commit {m['commit'][:12]})") from None
             if resp.status_code != 200:
-                raise UserError(f"cannot download ACEBench data: {url} answered HTTP {resp.status_code}")
+                raise UserError(f"cannot download ACEBench data: {url} answered HTTP {resp.status_code}. "
+                                f"Pass --data-dir with a copy of ACEBench's data_en folder (commit {m['commit'][:12]})")
             body = resp.content
             got = hashlib.sha256(body).hexdigest()
             if got != meta["sha256"]:

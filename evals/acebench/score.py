@@ -10,6 +10,7 @@ from evals.acebench import scorer_compat as compat
 from evals.acebench import scorer_strict as strict
 from evals.acebench.data import Entry
 from evals.acebench.decode import decode
+from evals.acebench.sandbox.executor import json_safe
 
 
 def _verdict(res: dict) -> dict:
@@ -36,7 +37,7 @@ def score_text(entry: Entry, raw: str, mode: str, arg_set: bool = False) -> dict
     c = err or compat.check_normal(entry.functions, calls, entry.ground_truth)
     scalls, serr = _decoded(text, mode, "strict", multi)
     s = serr or strict.check_normal(entry.functions, scalls, entry.ground_truth, arg_set=arg_set)
-    return {**_verdict(c), "decoded": calls, "strict": _verdict(s), **out}
+    return {**_verdict(c), "decoded": json_safe(calls), "strict": _verdict(s), **out}
 
 
 def score_agent(entry: Entry, state: list, process: list[str]) -> dict:

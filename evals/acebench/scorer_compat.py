@@ -271,7 +271,9 @@ def check_agent(state: list, ground_truth) -> dict:
     for gt in gts:
         match = next((d for d in state if isinstance(d, dict) and set(d) == set(gt)), None)
         if match:  # a class name found in no result entry reuses the previous verdict (in effect: skipped)
-            errs = _agent_class(next(iter(match.values())), next(iter(gt.values())))
+            attrs = next(iter(match.values()))
+            errs = (_agent_class(attrs, next(iter(gt.values()))) if isinstance(attrs, dict)
+                    else ["the saved attributes are not an object"])
             errors.extend(f"{next(iter(gt))}: {e}" for e in errs)
     if errors:
         return _bad("class attributes wrong", "; ".join(errors[:5]))

@@ -176,8 +176,8 @@ def check_agent(state: list, ground_truth) -> dict:
         if cls not in saved:
             return _bad("class attributes wrong", f"class {cls} was not saved")
         got = saved[cls]
-        if set(got) != set(attrs):
-            return _bad("class attributes wrong", f"{cls}: attributes {sorted(got)} != {sorted(attrs)}")
+        if not isinstance(got, dict) or set(got) != set(attrs):
+            return _bad("class attributes wrong", f"{cls}: saved attributes differ from {sorted(attrs)}")
         for k, v in attrs.items():
             if got[k] != v or (type(got[k]) is bool) != (type(v) is bool):
                 return _bad("class attributes wrong", f"{cls}.{k} differs from the ground truth")
