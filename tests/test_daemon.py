@@ -145,6 +145,14 @@ class Console:
         hits = [p for (tt, p, r) in self.msgs if tt == t]
         return hits[-1] if hits else None
 
+    def status(self) -> bp.Status | None:
+        raw = self.latest("status")
+        return bp.parse_status(raw) if raw else None
+
+    def state(self) -> str | None:
+        st = self.status()
+        return st.state if st else None
+
     def of(self, kind, *rest):
         t = bp.topic(self.core_id, kind, *rest)
         return [p for (tt, p, r) in self.msgs if tt == t]
@@ -183,7 +191,7 @@ def test_command_exchange_on_mosquitto(mosquitto, tmp_path):
         c = await con.send("pause")
         assert (await con.final(c)).status == "done"
         assert [a.status for a in con.acks_for(c)] == ["accepted", "done"] and eng.state["paused"]
-        await wait_for(lambda: bp.parse_status(con.latest("status")).paused, what="status paused")
+        await wait_for(lambda: con.status() and con.status().paused, what="status paused")
         c = await con.send("pause")
         a = await con.final(c)
         assert (a.status, a.detail) == ("rejected", "already paused")
@@ -238,7 +246,7 @@ def test_command_exchange_on_mosquitto(mosquitto, tmp_path):
         assert a.status == "done" and a.result == {"state": "stopped"}
         assert await asyncio.wait_for(task, 10) == "stopped"
         await wait_for(lambda: con.latest("online") == b"false", what="online false on clean exit")
-        assert bp.parse_status(con.latest("status")).state == "stopped"
+        await wait_for(lambda: con.state() == "stopped", what="final status")
         await con.close()
     run_async(main(), timeout=60)
     audit = store.get_docs("audit")
@@ -326,7 +334,7 @@ def test_core_keeps_working_through_a_broker_outage_and_republishes_state(mosqui
         await wait_for(lambda: d.bus.connected, timeout=15, what="core reconnect")
         late = await Console(mosquitto.url, "out1", creds=mosquitto.creds["viewer"]).start()
         await wait_for(lambda: late.latest("online") == b"true" and late.latest("status"), what="republished state")
-        await wait_for(lambda: bp.parse_status(late.latest("status")).paused, what="paused status after outage")
+        await wait_for(lambda: late.status() and late.status().paused, what="paused status after outage")
         assert json.loads(late.latest("run", "fake-run", "config"))["toml"].startswith("[run]")
         eng.stop()
         await asyncio.wait_for(task, 10)
@@ -345,7 +353,7 @@ def test_eval_failure_is_acked_failed_and_stay_serves_after_the_run(embedded_bro
         a = await con.final(await con.send("eval", {"iteration": 2}))
         assert (a.status, a.detail) == ("failed", "iteration 2 has no trained policy yet")
         eng.stop()  # the run ends; --stay keeps the core on the bus
-        await wait_for(lambda: bp.parse_status(con.latest("status")).state == "stopped")
+        await wait_for(lambda: con.state() == "stopped")
         await asyncio.sleep(0.3)
         assert not task.done() and con.latest("online") == b"true"
         a = await con.final(await con.send("history", {"table": "audit"}))
@@ -372,8 +380,12 @@ def fake_eval_job(cfg_text, run_dir, iteration, args, queue, stop):
                         "subset": args.get("subset")}))
 
 
-def test_real_engine_paused_serves_evals_and_history(embedded_broker, tmp_path):
+def test_real_engine_paused_serves_evals_and_history(embedded_broker, tmp_path, monkeypatch):
+    from core import eval_job
     from core.engine import Engine
+
+    # a core whose evals.acebench lacks the loop entry point fails such requests clearly
+    monkeypatch.setattr(eval_job, "ACEBENCH_HOOK", "no_such_entry_point")
 
     store = ResultStore(tmp_path / "db.json")
     text = (ROOT / "tests" / "data" / "tiny-run.toml").read_text()
@@ -384,7 +396,7 @@ def test_real_engine_paused_serves_evals_and_history(embedded_broker, tmp_path):
     async def main():
         d, task = await start_daemon(embedded_broker.url, "real1", engine, store)
         con = await Console(embedded_broker.url, "real1").start()
-        await wait_for(lambda: con.latest("status") and bp.parse_status(con.latest("status")).state == "paused")
+        await wait_for(lambda: con.state() == "paused")
         a = await con.final(await con.send("eval", {"benchmark": "acebench"}))
         assert a.status == "failed" and "ACEBench evaluation is not available yet" in a.detail
         a = await con.final(await con.send("eval", {"iteration": 2}))
@@ -396,7 +408,7 @@ def test_real_engine_paused_serves_evals_and_history(embedded_broker, tmp_path):
         assert [r["eval_id"] for r in a.result["rows"]] == ["bfcl-job0"]
         a = await con.final(await con.send("history", {"table": "runs"}))
         assert [r["run_id"] for r in a.result["rows"]] == [engine.run_id]
-        await wait_for(lambda: bp.parse_status(con.latest("status")).state == "paused", what="paused again")
+        await wait_for(lambda: con.state() == "paused", what="paused again")
         a = await con.final(await con.send("stop"), timeout=15)
         assert a.result == {"state": "stopped"}
         assert await asyncio.wait_for(task, 15) == "stopped"
@@ -418,7 +430,8 @@ def test_killed_core_goes_offline_through_its_last_will(mosquitto):
     try:
         async def main():
             con = await Console(mosquitto.url, "kill1", creds=mosquitto.creds["viewer"]).start()
-            await wait_for(lambda: con.latest("online") == b"true", timeout=60, what="core online")
+            await wait_for(lambda: con.latest("online") == b"true" and con.latest("status"), timeout=60,
+                           what="core online with its status")
             doc = live_discovery("kill1")
             assert doc and doc["pid"] == proc.pid and doc["url"] == mosquitto.url  # no password in it
             assert bp.parse_status(con.latest("status")).state == "paused"
@@ -442,7 +455,7 @@ def test_sigterm_exits_cleanly_offline_and_removes_discovery(mosquitto):
             await wait_for(lambda: con.latest("online") == b"true", timeout=60, what="core online")
             proc.send_signal(signal.SIGTERM)
             await wait_for(lambda: con.latest("online") == b"false", timeout=20, what="offline")
-            assert bp.parse_status(con.latest("status")).state == "stopped"
+            await wait_for(lambda: con.state() == "stopped", what="stopped")
             await con.close()
         run_async(main(), timeout=90)
         out, _ = proc.communicate(timeout=20)
