@@ -295,9 +295,11 @@ class LoopConsole(App):
     def action_stop(self) -> None:
         st = self.link.status
         run = st.run_id if st and st.run_id else "the run"
+        resume = st.run_id if st and st.run_id else "RUN_ID"
         self.push_screen(ConfirmScreen(f"Stop {run}?",
-                                       "The core stops at the next safe point (training saves a checkpoint first).\n"
-                                       "Resume it later with: looptool core --resume RUN_ID", yes="Stop"),
+                                       "The core stops at the next safe point (training saves a checkpoint "
+                                       f"first).\nContinue it later with: looptool core --resume {resume}",
+                                       yes="Stop"),
                          self._stop_confirmed)
 
     def _stop_confirmed(self, yes: bool | None) -> None:
@@ -339,3 +341,16 @@ def reattach_hint(core_id: str, pid: int | None = None) -> str:
     return (f"detached; core {core_id} keeps running.\n"
             f"  reattach: looptool console --core-id {core_id}\n"
             f"  stop it:  looptool console --core-id {core_id}, then s  (or {stop})")
+
+
+def exit_message(link: Link, pid: int | None = None) -> str:
+    """What to print when the console ends: how to reattach, or that the core is gone."""
+    st = link.status
+    if link.core_online is False or (st is not None and st.state in TERMINAL and not link.connected):
+        run = st.run_id if st is not None else None
+        state = st.state if st is not None else "unknown"
+        msg = f"core {link.core_id} is not running any more (run {run or '?'}: {state})."
+        if run and state in ("stopped", "failed"):
+            msg += f"\n  continue the run: looptool core --resume {run}"
+        return msg
+    return reattach_hint(link.core_id, pid)

@@ -46,6 +46,8 @@ def run_cmd(
                                           "host name)."),
     stay: bool = typer.Option(False, "--stay", help="Keep the core serving (evals, history) after the run "
                               "ends, until stopped."),
+    paused: bool = typer.Option(False, "--paused", help="Start the core paused: nothing runs until you "
+                                "press p in the console."),
     wait: float = typer.Option(120.0, "--wait", min=1.0, help="Seconds to wait for the core to come up."),
 ):
     """Start a core detached (its own session, embedded broker, log in $LOOPTOOL_HOME/logs/), wait for
@@ -66,6 +68,8 @@ def run_cmd(
     cmd = [sys.executable, "-m", "console.cli", "core", "--config", config, "--core-id", cid]
     if stay:
         cmd.append("--stay")
+    if paused:
+        cmd.append("--paused")
     proc = spawn_detached(cmd, log_path)
     typer.echo(f"core {cid}: started (pid {proc.pid}), log {log_path}")
     target = wait_for_core(cid, proc, log_path, wait)
@@ -112,7 +116,7 @@ def _find(core_id: str | None, broker: str | None) -> dict:
 def _attach(target: dict, credentials: Path | None, read_only: bool, stale_after: float,
             log_path: Path | None = None) -> None:
     from core.bus import resolve
-    from console.app import LoopConsole, reattach_hint
+    from console.app import LoopConsole, exit_message
     from console.keymap import load_keymap
     from console.link import MqttLink
 
@@ -120,7 +124,7 @@ def _attach(target: dict, credentials: Path | None, read_only: bool, stale_after
     b = resolve(target["url"], str(credentials) if credentials else None)
     link = MqttLink(b.url(), target["core_id"], read_only=read_only, username=b.username, password=b.password)
     result = LoopConsole(link, keymap=keymap, stale_after=stale_after).run()
-    typer.echo(reattach_hint(target["core_id"], target.get("pid")))
+    typer.echo(exit_message(link, target.get("pid")))
     if log_path is not None:
         typer.echo(f"  core log:  {log_path}")
     if result not in (None, "detached"):

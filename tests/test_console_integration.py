@@ -216,3 +216,41 @@ def test_console_drives_the_real_daemon_and_engine(embedded_broker, tmp_path):
 
     run_async(go(), timeout=90)
     store.close()
+
+
+def test_a_killed_console_leaves_its_last_will(embedded_broker):
+    """kill -9 of a console: the broker publishes its presence `false` (retained), as the will says."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import asyncio, sys\n"
+            "from console.link import MqttLink\n"
+            "link = MqttLink(sys.argv[1], 'itest-will', console_id='console-doomed')\n"
+            "asyncio.run(link.run())\n")
+
+    async def go():
+        core = PlayedCore(embedded_broker.url, "itest-will")
+        core_task = asyncio.create_task(core.bus.run())
+        proc = subprocess.Popen([sys.executable, "-c", code, embedded_broker.url])
+        topic = "looptool/v1/console/console-doomed/online"
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while (topic, b"true") not in core.presence:
+                assert loop.time() < deadline, core.presence
+                await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            deadline = loop.time() + 20
+            while (topic, b"false") not in core.presence:
+                assert loop.time() < deadline, core.presence
+                await asyncio.sleep(0.05)
+            await core.bus.publish(topic, b"", retain=True)  # clear the retained will
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            await core.close()
+            await asyncio.gather(core_task, return_exceptions=True)
+
+    run_async(go(), timeout=60)

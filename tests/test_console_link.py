@@ -205,3 +205,19 @@ def test_discovery_finds_live_cores_only(tmp_path, monkeypatch):
         find_core(None, "mqtt://127.0.0.1:1883")
     assert find_core("far", "mqtt://127.0.0.1:1999") == {"core_id": "far", "url": "mqtt://127.0.0.1:1999",
                                                           "pid": None}
+
+
+def test_exit_message_tells_how_to_reattach_or_that_the_core_is_gone():
+    from console.app import exit_message
+
+    link = connected_link()
+    link.feed_status(run_id="r1", state="running", seq=1)
+    assert exit_message(link, 4242).splitlines() == [
+        "detached; core test-core keeps running.",
+        "  reattach: looptool console --core-id test-core",
+        "  stop it:  looptool console --core-id test-core, then s  (or kill -TERM 4242)"]
+    link.feed_status(run_id="r1", state="stopped", seq=2)
+    link.set_online(False)
+    assert exit_message(link, 4242).splitlines() == [
+        "core test-core is not running any more (run r1: stopped).",
+        "  continue the run: looptool core --resume r1"]
