@@ -13,14 +13,14 @@ link refuses to publish anything.
 """
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Iterable
 
 from textual import work
+from textual.worker import Worker, WorkerState
 from textual.app import App, ComposeResult, SystemCommand
 from textual.command import CommandPalette
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, ProgressBar
@@ -121,6 +121,13 @@ class LoopConsole(App):
     @work(exclusive=True, group="link", exit_on_error=False, description="bus link")
     async def run_link(self) -> None:
         await self.link.run()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "link" and event.state == WorkerState.ERROR:
+            err = event.worker.error
+            self.link.telemetry.note("link", f"the bus link stopped: {err}", "error")
+            self.query_one(EventLog).drain(self.link.telemetry)
+            self.notify(f"the bus link stopped: {err}", severity="error", timeout=30)
 
     async def on_unmount(self) -> None:
         await self.link.close()

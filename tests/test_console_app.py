@@ -480,3 +480,16 @@ def test_send_validates_before_publishing():
     cmd, args = bp.parse_command("eval", raw)
     assert cmd.id == pc.id and args.iteration == 2 and cmd.sender == "console-test"
     assert link.expire(time.monotonic() + 10) == [pc] and pc.state == "unconfirmed"
+
+
+def test_a_link_that_dies_is_reported_not_hidden():
+    class Broken(MemoryLink):
+        async def run(self):
+            raise RuntimeError("broker refused the connection: not authorised")
+
+    async def go():
+        app = LoopConsole(Broken(), ask_history=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "not authorised" in app.query_one(EventLog).visible_text())
+            assert "DISCONNECTED" in header_text(app)
+    run(go())
