@@ -170,9 +170,13 @@ def runs_show(run_id: str = typer.Argument(..., help="Run id."),
             raise UserError(f"no run {run_id!r} (see `looptool runs list`)")
         iters = sorted(store.get_docs("iterations", run_id=run_id), key=lambda d: d["iteration"])
         evals = [e for e in store.list_evals() if e.get("run_id") == run_id]
+    evals = sorted(evals, key=lambda e: e.get("iteration", 0))
     doc = {"run": runs[0], "iterations": iters,
-           "evals": [{"iteration": e.get("iteration"), "eval_id": e["eval_id"], "scores": e["scores"]}
-                     for e in sorted(evals, key=lambda e: e.get("iteration", 0))]}
+           "evals": [{"iteration": e.get("iteration"), "eval_id": e["eval_id"], "scores": e["scores"],
+                      "accuracy": _subset_accuracy(e)}
+                     for e in evals if e.get("benchmark") != "acebench"],
+           "acebench": [{"iteration": e.get("iteration"), "eval_id": e["eval_id"], "scores": e["scores"]}
+                        for e in evals if e.get("benchmark") == "acebench"]}
     if json_out:
         typer.echo(json.dumps(doc, indent=2))
         return
@@ -463,9 +467,19 @@ def _local_tokenizer(model: str) -> str:
         return model
 
 
+def _subset_accuracy(summary: dict) -> float | None:
+    """Correct / entries over the categories evaluated (the v3 Overall counts missing categories as 0)."""
+    per = (summary.get("per_category") or {}).values()
+    total = sum(c.get("total", 0) for c in per)
+    return sum(c.get("correct", 0) for c in per) / total if total else None
+
+
 def _show(summary: dict, json_out: bool) -> None:
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
+        return
+    if summary.get("benchmark") == "acebench":
+        _show_acebench(summary, json_out)
         return
     from console.report import print_bfcl_summary
 

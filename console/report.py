@@ -65,11 +65,21 @@ def print_run(doc: dict, console: Console | None = None) -> None:
     console.print(f"run {r['run_id']}  state {r['state']}  model {r.get('model')}  dir {r.get('run_dir')}")
     t = Table(title="BFCL-v3 held-out subset per iteration", title_justify="left")
     t.add_column("iteration", justify="right")
+    t.add_column("subset acc", justify="right")
     for label, _ in LEADERBOARD_COLUMNS:
         t.add_column(label, justify="right")
     for e in doc["evals"]:
-        t.add_row(str(e["iteration"]), *(pct(e["scores"][k]) for _, k in LEADERBOARD_COLUMNS))
+        t.add_row(str(e["iteration"]), pct(e.get("accuracy")),
+                  *(pct(e["scores"].get(k)) for _, k in LEADERBOARD_COLUMNS))
     console.print(t)
+    if doc.get("acebench"):
+        a = Table(title="ACEBench per iteration", title_justify="left")
+        for col in ("iteration", "Normal", "Special", "Agent", "Overall"):
+            a.add_column(col, justify="right")
+        for e in doc["acebench"]:
+            sc = e["scores"]
+            a.add_row(str(e["iteration"]), *(pct(sc.get(k)) for k in ("normal", "special", "agent", "overall")))
+        console.print(a)
     c = Table(title="dataset composition and judge verdicts", title_justify="left")
     for col in ("iteration", "train", "mastered", "judge verdicts", "expansions", "next dataset"):
         c.add_column(col)

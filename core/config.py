@@ -117,7 +117,14 @@ class EvalSection(_Strict):
     bfcl_per_category: int | None = None
     bfcl_max_new_tokens: int = Field(256, ge=1)
     holdout_seed: int = 1234
-    acebench: bool = False
+    acebench: bool = False  # also evaluate on ACEBench after each iteration
+    acebench_categories: str = "all"  # all | normal | special | agent | comma list of categories
+    acebench_per_category: int | None = Field(None, ge=1)  # seeded subset (holdout_seed); None = all
+    acebench_max_new_tokens: int = Field(512, ge=1)
+    acebench_data_dir: str | None = None  # None = the sha256-checked download in $LOOPTOOL_HOME
+    acebench_user_model: str | None = None  # agent_multi_turn's simulated user; None = the policy
+    acebench_user_backend: Literal["hf", "vllm", "openai", "openai-chat"] | None = None
+    acebench_user_base_url: str | None = None
     after_each_iteration: bool = True
 
 

@@ -259,7 +259,11 @@ class Engine:
         self._event("stage_finished", {"stage": stage, "iteration": iteration,
                                        "wall_s": round(time.time() - started, 1), "stats": _brief(data)})
         if stage == "eval" and self.store is not None:
-            await self.store.aadd_eval({**data, "run_id": self.run_id})
+            ace = data.get("acebench")
+            await self.store.aadd_eval({**{k: v for k, v in data.items() if k != "acebench"},
+                                        "run_id": self.run_id})
+            if ace:
+                await self.store.aadd_eval({**ace, "run_id": self.run_id})
         return True
 
     # -- state, events, store -----------------------------------------------------------------

@@ -191,6 +191,14 @@ def _eval(ctx: StageContext) -> dict:
         backend.close()
     summary["run_dir"] = str(ctx.run_dir)
     summary["iteration"] = ctx.iteration
+    if e.acebench:
+        from evals.acebench import run_eval_for_loop
+
+        ace = run_eval_for_loop(model=model, adapter=adapter, cfg=ctx.cfg,
+                                on_progress=lambda done, total: ctx.progress("eval", done, total,
+                                                                             benchmark="acebench"),
+                                checkpoint=ctx.control.checkpoint)
+        summary["acebench"] = {**ace, "run_dir": str(ctx.run_dir), "iteration": ctx.iteration}
     mark_done(ctx.iter_dir, "eval", summary)
     return summary
 
