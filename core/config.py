@@ -106,6 +106,8 @@ class AssembleSection(_Strict):
     fresh_seeds: list[int] = Field(default_factory=lambda: [5632, 2816, 1408],
                                    description="fresh seeds in D_2, D_3, ...; the last repeats")
     static: bool = False  # ablation: every D_j is fresh seed data only (same budget, same steps)
+    max_error_seeds: int | None = Field(None, ge=0, description="cap on error seeds in D_{j+1}, drawn "
+                                        "uniformly; None = all of them (the paper)")
 
     def fresh_for(self, next_iteration: int) -> int:
         i = next_iteration - 2

@@ -128,6 +128,23 @@ def test_es_overflow_is_subsampled_to_the_budget():
     assert all(s.id.startswith("e") for s in samples) and len({s.id for s in samples}) == 12
 
 
+def test_max_error_seeds_leaves_room_for_expansions():
+    # the cpu-demo's situation: 67 error seeds would fill a budget of 96 with fresh seeds alone
+    pool, dataset, probe, judge, expansions = world(67, 268, mastered=29, pool=300)
+    c = cfg(96, [32])
+    c.assemble.max_error_seeds = 16
+    samples, comp = asm.assemble(c, 2, pool, dataset, probe, judge, expansions, random.Random(0))
+    assert (comp["error_seeds"], comp["fresh_seeds"], comp["expansions"], comp["high_ppl"]) == (16, 32, 48, 0)
+    assert comp["total"] == 96 and comp["error_seeds_available"] == 67
+    es = [s for s in samples if s.meta["set"] == "ES"]
+    assert len(es) == 16 and all(s.id.startswith("e") for s in es)
+    per_seed = Counter(s.parent for s in samples if s.meta["set"] == "EE")
+    assert max(per_seed.values()) == 1 and len(per_seed) == 48  # spread over 48 different seeds
+    c.assemble.max_error_seeds = None  # the paper: every error seed
+    _, comp = asm.assemble(c, 2, pool, dataset, probe, judge, expansions, random.Random(0))
+    assert (comp["error_seeds"], comp["fresh_seeds"], comp["expansions"]) == (67, 29, 0)
+
+
 def test_hppl_shortfall_tops_up_with_mastered_then_fresh():
     # 2 ES + 4 fresh + 2 EE + 5 HPPL + 3 mastered without PPL = 16; 4 more fresh reach the budget 20
     pool, dataset, probe, judge, expansions = world(2, 2, mastered=5, pool=8, no_ppl=3)

@@ -4,8 +4,8 @@
 
 Fill order, each step taking at most what is left of the budget:
   1. ES, all of it: PRED_WRONG samples with their label, LABEL_WRONG samples relabelled (judge.jsonl
-     `verdict`). If ES alone exceeds the budget it is subsampled uniformly at random to the budget
-     and nothing else is added.
+     `verdict`). If ES alone exceeds the budget (or cfg.assemble.max_error_seeds, when set: small
+     budgets use it to leave room for the expansions) it is subsampled uniformly at random to it.
   2. fresh seeds: cfg.assemble.fresh_for(j+1) drawn uniformly from the unused pool (never trained on).
   3. EE: expansions grouped by `parent` (their seed), at most cfg.expand.k per seed (uniform within a
      seed). If they still exceed what is left, per-seed uniform trimming: the largest per-seed cap c
@@ -132,7 +132,8 @@ def assemble(cfg, iteration_next: int, pool_unused: list[Sample], dataset_j: lis
         done |= {r["id"] for r in judge_records if r.get("verdict") == "BOTH_CORRECT"}
         mastered = [s.id for s in dataset_j if s.id in done and s.id not in es_ids]
         ranked = high_ppl(probe_records, mastered, len(mastered), rule=cfg.probe.hppl_rule)
-        counts = schedule(budget, len(es), a.fresh_for(iteration_next),
+        es_avail = len(es) if a.max_error_seeds is None else min(len(es), a.max_error_seeds)
+        counts = schedule(budget, es_avail, a.fresh_for(iteration_next),
                           sum(min(len(g), k) for g in groups.values()), len(ranked),
                           len(mastered) - len(ranked), len(pool))
         parts["ES"] = _pick(es, counts["error_seeds"], rng)
