@@ -22,7 +22,7 @@ from core.prompting import render
 from evals import bfcl_data, bfcl_prompt, bfcl_score
 from evals.bfcl_data import Entry
 from evals.bfcl_metrics import v3_scores
-from evals.results import RecordLog, eval_dir, eval_id, git_revision, write_json_atomic
+from evals.results import Progress, RecordLog, eval_dir, eval_id, git_revision, write_json_atomic
 
 
 @dataclass
@@ -58,7 +58,7 @@ def run_eval(cfg: EvalConfig, backend, store=None, progress: bool = True,
     started = time.time()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     gen = _Generator(backend, cfg)
-    bar = _Progress(tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"bfcl {eid}",
+    bar = Progress(tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"bfcl {eid}",
                          unit="sample", disable=not progress, file=sys.stderr),
                     len(entries), len(entries) - len(todo), on_progress, checkpoint)
     try:
@@ -75,27 +75,6 @@ def run_eval(cfg: EvalConfig, backend, store=None, progress: bool = True,
     if store is not None:
         store.add_eval(summary)
     return summary
-
-
-class _Progress:
-    """The tqdm bar plus the loop's progress callback and pause/stop checkpoint."""
-
-    def __init__(self, bar, total: int, done: int, on_progress=None, checkpoint=None):
-        self.bar, self.total, self.done = bar, total, done
-        self.on_progress, self.checkpoint = on_progress, checkpoint
-        if on_progress is not None:
-            on_progress(done, total)
-
-    def update(self, n: int = 1) -> None:
-        self.bar.update(n)
-        self.done += n
-        if self.on_progress is not None:
-            self.on_progress(self.done, self.total)
-        if self.checkpoint is not None:
-            self.checkpoint()
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 class _Generator:

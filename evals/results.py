@@ -93,3 +93,24 @@ def git_revision() -> str | None:
     dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True, timeout=5).stdout.strip()
     return out.stdout.strip() + ("+dirty" if dirty else "")
+
+
+class Progress:
+    """The tqdm bar plus the loop's progress callback and pause/stop checkpoint."""
+
+    def __init__(self, bar, total: int, done: int, on_progress=None, checkpoint=None):
+        self.bar, self.total, self.done = bar, total, done
+        self.on_progress, self.checkpoint = on_progress, checkpoint
+        if on_progress is not None:
+            on_progress(done, total)
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+        self.done += n
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total)
+        if self.checkpoint is not None:
+            self.checkpoint()
+
+    def close(self) -> None:
+        self.bar.close()

@@ -22,7 +22,7 @@ from evals.acebench.agent import AgentSession
 from evals.acebench.data import Entry
 from evals.acebench.gen import Generator
 from evals.acebench.score import score_agent, score_text
-from evals.results import RecordLog, eval_dir, eval_id, git_revision, write_json_atomic
+from evals.results import Progress, RecordLog, eval_dir, eval_id, git_revision, write_json_atomic
 
 TOO_LONG = "inference_error:prompt_too_long"
 
@@ -83,7 +83,7 @@ def run_acebench(cfg: AceConfig, backend, store=None, progress: bool = True,
                                            "base_url": cfg.user_base_url, "same_as_agent": False}
         else:
             sim, sim_engine, sim_desc = user_sim.build(cfg, backend)
-    bar = _Progress(tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"acebench {eid}",
+    bar = Progress(tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"acebench {eid}",
                          unit="sample", disable=not progress, file=sys.stderr),
                     len(entries), len(entries) - len(todo), on_progress, checkpoint)
     try:
@@ -104,27 +104,6 @@ def run_acebench(cfg: AceConfig, backend, store=None, progress: bool = True,
     if store is not None:
         store.add_eval(summary)
     return summary
-
-
-class _Progress:
-    """The tqdm bar plus the loop's progress callback and pause/stop checkpoint."""
-
-    def __init__(self, bar, total: int, done: int, on_progress=None, checkpoint=None):
-        self.bar, self.total, self.done = bar, total, done
-        self.on_progress, self.checkpoint = on_progress, checkpoint
-        if on_progress is not None:
-            on_progress(done, total)
-
-    def update(self, n: int = 1) -> None:
-        self.bar.update(n)
-        self.done += n
-        if self.on_progress is not None:
-            self.on_progress(self.done, self.total)
-        if self.checkpoint is not None:
-            self.checkpoint()
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def _record(e: Entry, raw, res: dict) -> dict:
