@@ -1,6 +1,6 @@
-"""NOT YET IN THE GATE (run: pytest tests/engine_e2e_check.py): written in stop 6, not yet seen passing.
-The loop end to end on the embedded model (tests/data/tiny-run.toml), and crash safety: a core killed
-with SIGKILL mid-train and mid-probe, resumed, ends with the same records as an uninterrupted run."""
+"""The loop end to end on the embedded model (tests/data/tiny-run.toml), and crash safety: a core killed
+with SIGKILL mid-train and mid-probe, resumed, ends with the same records as an uninterrupted run.
+The core runs as `looptool core` does by default: on the bus, with its embedded broker."""
 from __future__ import annotations
 
 import json
