@@ -110,9 +110,13 @@ def test_sigkill_mid_train_and_mid_probe_then_resume(reference_run, tmp_path):
     _, ref_dir, _ = reference_run
     log: list[str] = []
     proc = start_core(tmp_path, "--config", str(TINY))
-    wait_for(proc, "iter 1 train 1/", log)  # first optimizer step done (a checkpoint exists)
-    kill_core(proc)
+    wait_for(proc, "iter 1 train 1/", log)  # first optimizer step done; its checkpoint follows
     (run_dir,) = (tmp_path / "runs").iterdir()
+    deadline = time.time() + 300
+    while not list((run_dir / "iter-1" / "train-ckpt").glob("checkpoint-*/trainer_state.json")):
+        assert time.time() < deadline, "no training checkpoint within 300 s"
+        time.sleep(0.05)
+    kill_core(proc)
     assert not (run_dir / "iter-1" / "train.done").exists()
 
     proc = start_core(tmp_path, "--resume", run_dir.name)
