@@ -212,15 +212,15 @@ def test_grpo_step_with_exact_match_reward(tmp_path, embedded_path):
 
 
 @pytest.mark.slow
-def test_pause_saves_checkpoint_then_resumes(tmp_path, embedded_path, monkeypatch):
-    monkeypatch.setattr(train, "SAVE_EVERY_S", 0.0)  # also a periodic checkpoint after every step
+def test_pause_saves_checkpoint_then_resumes(tmp_path, embedded_path):
     first_step = threading.Event()
 
     def on_event(kind, data):
         if kind == "progress" and data["done"] == 1:
             first_step.set()
 
-    ctx = make_ctx(tmp_path, make_cfg("sft"), embedded_path, on_event=on_event)
+    ctx = make_ctx(tmp_path, make_cfg("sft", save_every_s=0.0), embedded_path,  # + a checkpoint every step
+                   on_event=on_event)
     data = [call_sample(i) for i in range(4)]
     seen = {}
 
