@@ -13,6 +13,7 @@ send and publishes nothing at all.
 """
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 import time
@@ -56,7 +57,7 @@ class PendingCommand:
         return f"{self.verb}{' ' + args if args else ''}: {self.state}{' - ' + self.detail if self.detail else ''}"
 
 
-class Link:
+class Link(abc.ABC):
     """Shared state and parsing; subclasses implement `run`, `close` and `_transmit`."""
 
     def __init__(self, core_id: str, console_id: str | None = None, *, read_only: bool = False,
@@ -135,14 +136,17 @@ class Link:
 
     # -- subclasses ---------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     async def run(self) -> None:
-        raise NotImplementedError
+        """Implemented by MqttLink (the bus) and MemoryLink (tests, benchmarks)."""
 
+    @abc.abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        """Implemented by MqttLink (the bus) and MemoryLink (tests, benchmarks)."""
 
+    @abc.abstractmethod
     def _transmit(self, topic: str, payload: bytes) -> None:
-        raise NotImplementedError
+        """Implemented by MqttLink (the bus) and MemoryLink (tests, benchmarks)."""
 
     # -- inbound ------------------------------------------------------------------------------------
 

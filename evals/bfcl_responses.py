@@ -8,7 +8,6 @@ reported as ``file:line: what is wrong`` before anything is scored.
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,38 +17,21 @@ from tqdm import tqdm
 from core.errors import InputFileError, UserError
 from evals import bfcl_data, bfcl_score
 from evals.bfcl import _record, summarize
-from evals.results import RecordLog, eval_dir, write_json_atomic
+from evals.results import RecordLog, eval_dir, response_lines, write_json_atomic
 
 
 def read_responses(path: Path) -> list[tuple[int, str, object]]:
-    if not path.exists():
-        raise UserError(f"responses file {path}: no such file")
-    out, seen = [], {}
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputFileError(path, n, f"not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise InputFileError(path, n, "expected a JSON object with \"id\" and \"result\"")
-            sid = obj.get("id")
-            if not isinstance(sid, str):
-                raise InputFileError(path, n, "missing \"id\" (a string)")
-            if sid in seen:
-                raise InputFileError(path, n, f"duplicate id {sid!r} (first on line {seen[sid]})")
-            seen[sid] = n
-            key = "result" if "result" in obj else "raw" if "raw" in obj else None
-            if key is None:
-                raise InputFileError(path, n, f"id {sid!r}: missing \"result\"")
-            try:
-                cat = bfcl_data.category_of_id(sid)
-            except UserError:
-                raise InputFileError(path, n, f"unknown BFCL-v3 id {sid!r}") from None
-            _check_shape(path, n, sid, cat, obj[key])
-            out.append((n, sid, obj[key]))
+    out = []
+    for n, sid, obj in response_lines(path):
+        key = "result" if "result" in obj else "raw" if "raw" in obj else None
+        if key is None:
+            raise InputFileError(path, n, f"id {sid!r}: missing \"result\"")
+        try:
+            cat = bfcl_data.category_of_id(sid)
+        except UserError:
+            raise InputFileError(path, n, f"unknown BFCL-v3 id {sid!r}") from None
+        _check_shape(path, n, sid, cat, obj[key])
+        out.append((n, sid, obj[key]))
     if not out:
         raise UserError(f"responses file {path}: no responses in it")
     return out

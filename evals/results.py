@@ -114,3 +114,30 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def response_lines(path: Path):
+    """(line number, id, object) for each non-blank line of a responses JSONL file: one JSON object per
+    line with a string "id", ids unique. Bad lines raise InputFileError naming file:line."""
+    from core.errors import InputFileError, UserError
+
+    if not path.exists():
+        raise UserError(f"responses file {path}: no such file")
+    seen: dict[str, int] = {}
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputFileError(path, n, f"not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(obj, dict):
+                raise InputFileError(path, n, "expected a JSON object with \"id\" and \"result\"")
+            sid = obj.get("id")
+            if not isinstance(sid, str):
+                raise InputFileError(path, n, "missing \"id\" (a string)")
+            if sid in seen:
+                raise InputFileError(path, n, f"duplicate id {sid!r} (first on line {seen[sid]})")
+            seen[sid] = n
+            yield n, sid, obj

@@ -14,7 +14,6 @@ Any problem is reported as ``file:line: what is wrong`` before anything is score
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from core.errors import InputFileError, UserError
 from evals.acebench import data, fetch
 from evals.acebench.runner import _record, summarize
 from evals.acebench.score import score_agent, score_text
-from evals.results import RecordLog, eval_dir, write_json_atomic
+from evals.results import RecordLog, eval_dir, response_lines, write_json_atomic
 
 
 def _field(obj: dict, *names):
@@ -36,30 +35,13 @@ def _field(obj: dict, *names):
 
 
 def read_responses(path: Path) -> list[tuple[int, str, dict]]:
-    if not path.exists():
-        raise UserError(f"responses file {path}: no such file")
-    out, seen = [], {}
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputFileError(path, n, f"not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise InputFileError(path, n, "expected a JSON object with \"id\" and \"result\"")
-            sid = obj.get("id")
-            if not isinstance(sid, str):
-                raise InputFileError(path, n, "missing \"id\" (a string)")
-            if sid in seen:
-                raise InputFileError(path, n, f"duplicate id {sid!r} (first on line {seen[sid]})")
-            seen[sid] = n
-            try:
-                cat = data.category_of_id(sid)
-            except UserError:
-                raise InputFileError(path, n, f"unknown ACEBench id {sid!r}") from None
-            out.append((n, sid, _shape(path, n, sid, cat, obj)))
+    out = []
+    for n, sid, obj in response_lines(path):
+        try:
+            cat = data.category_of_id(sid)
+        except UserError:
+            raise InputFileError(path, n, f"unknown ACEBench id {sid!r}") from None
+        out.append((n, sid, _shape(path, n, sid, cat, obj)))
     if not out:
         raise UserError(f"responses file {path}: no responses in it")
     return out
