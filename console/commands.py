@@ -54,7 +54,7 @@ def run_cmd(
     it, then attach the console. Leaving the console leaves the core running."""
     from core import paths
     from core.config import load
-    from core.daemon import default_core_id, live_discovery
+    from core.discovery import default_core_id, live_discovery
 
     load(config)  # a bad config fails here, with its key path, not in a detached process
     cid = core_id or default_core_id()
@@ -86,7 +86,7 @@ def spawn_detached(cmd: list[str], log_path: Path) -> subprocess.Popen:
 def wait_for_core(cid: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> dict:
     """Until the core's discovery file names this process and its broker accepts connections."""
     from core.bus import parse_url
-    from core.daemon import live_discovery
+    from core.discovery import live_discovery
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

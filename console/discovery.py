@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from core.daemon import discovery_dir
+from core.discovery import discovery_dir
 from core.errors import UserError
 
 

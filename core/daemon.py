@@ -23,10 +23,9 @@ import json
 import logging
 import os
 import time
-from pathlib import Path
 
 from core import busproto as bp
-from core import paths
+from core.discovery import default_core_id, live_discovery, remove_discovery, write_discovery
 
 log = logging.getLogger("looptool.daemon")
 
@@ -462,58 +461,6 @@ class CoreDaemon:
         else:
             docs.sort(key=lambda d: (str(d.get("run_id")), d.get("iteration") or 0), reverse=True)
         return docs[:limit]
-
-
-# -- discovery: how `looptool console` finds a core on this host ----------------------------------
-
-def discovery_dir() -> Path:
-    d = paths.home() / "cores"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def write_discovery(core_id: str, url: str, run_id: str, embedded: bool) -> Path:
-    """$LOOPTOOL_HOME/cores/<core-id>.json: {core_id, url (never a password), pid, run_id, ...}."""
-    p = discovery_dir() / f"{bp.check_id(core_id)}.json"
-    doc = {"core_id": core_id, "url": url, "pid": os.getpid(), "run_id": run_id, "embedded_broker": embedded,
-           "started_at": time.time()}
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    tmp.replace(p)
-    return p
-
-
-def live_discovery(core_id: str) -> dict | None:
-    """The discovery record of a core with this id whose process is still alive, else None."""
-    import psutil
-
-    p = discovery_dir() / f"{core_id}.json"
-    try:
-        doc = json.loads(p.read_text())
-        if psutil.Process(int(doc["pid"])).status() == psutil.STATUS_ZOMBIE:
-            return None
-    except (OSError, ValueError, KeyError, TypeError, psutil.Error):
-        return None
-    return doc
-
-
-def remove_discovery(core_id: str) -> None:
-    p = discovery_dir() / f"{core_id}.json"
-    try:
-        doc = json.loads(p.read_text())
-        if doc.get("pid") == os.getpid():
-            p.unlink()
-    except (OSError, ValueError):
-        pass
-
-
-def default_core_id() -> str:
-    import re
-    import socket
-
-    host = socket.gethostname().split(".")[0] or "core"
-    cid = re.sub(r"[^A-Za-z0-9_.-]", "-", host)[:64]
-    return cid if cid != bp.CONSOLE_SPACE else "core"
 
 
 # -- `looptool core` on the bus ----------------------------------------------------------------------

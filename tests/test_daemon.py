@@ -23,7 +23,8 @@ from brokers import embedded_broker, mosquitto, run_async  # noqa: F401
 
 from core import busproto as bp
 from core.bus import BusClient
-from core.daemon import CoreDaemon, live_discovery, will_for
+from core.daemon import CoreDaemon, will_for
+from core.discovery import live_discovery
 from core.store import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -461,7 +462,7 @@ def test_sigterm_exits_cleanly_offline_and_removes_discovery(mosquitto):
         out, _ = proc.communicate(timeout=20)
         assert proc.returncode == 0, out
         assert "continue it with: looptool core --resume" in out
-        from core.daemon import discovery_dir
+        from core.discovery import discovery_dir
         assert not (discovery_dir() / "term1.json").exists()
     finally:
         if proc.poll() is None:
