@@ -386,45 +386,9 @@ def _show_acebench(summary: dict, json_out: bool) -> None:
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from console.report import print_acebench_summary
 
-    from evals.acebench.metrics import LEADERBOARD_COLUMNS
-
-    def pct(x):
-        return "-" if x is None else f"{100 * x:.1f}"
-
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)  # a pipe or a file: keep category names and column labels whole
-    t = Table(title=f"ACEBench (en) per category  [{summary['eval_id']}]", title_justify="left")
-    for col in ("category", "correct", "total", "accuracy %", "strict %", "process %"):
-        t.add_column(col, justify="left" if col == "category" else "right")
-    for cat, c in summary["per_category"].items():
-        t.add_row(cat, str(c["correct"]), str(c["total"]), pct(c["accuracy"]), pct(c.get("strict_accuracy")),
-                  pct(c.get("process_accuracy")))
-    console.print(t)
-    lb = Table(title="leaderboard columns (compat scorer; categories not evaluated count 0)", title_justify="left")
-    lb.add_column("scorer")
-    for label, _ in LEADERBOARD_COLUMNS:
-        lb.add_column(label, justify="right")
-    for name, key in (("compat", "scores"), ("strict", "scores_strict")):
-        lb.add_row(name, *(pct(summary[key][k]) for _, k in LEADERBOARD_COLUMNS))
-    console.print(lb)
-    facts = [f"model {summary.get('model')}", f"backend {summary.get('backend')}", f"mode {summary.get('mode')}",
-             f"{len(summary['per_category'])}/17 categories"]
-    sim = summary.get("simulator")
-    if sim:
-        facts.append(f"user simulator {sim.get('model')} ({sim.get('backend')})")
-    if summary.get("wall_s") is not None:
-        facts.append(f"{summary['wall_s']} s")
-    if summary.get("tokens_per_s"):
-        facts.append(f"{summary['tokens_per_s']} tok/s")
-    console.print("  ".join(facts))
-    if not summary.get("complete", True):
-        console.print("[yellow]incomplete: rerun the same command to resume[/yellow]")
-    if summary.get("records"):
-        console.print(f"records: {summary['records']}")
+    print_acebench_summary(summary)
 
 
 @eval_app.command("list")

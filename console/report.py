@@ -35,6 +35,11 @@ def print_bfcl_summary(summary: dict, console: Console | None = None) -> None:
              f"{sum(c['total'] for c in per.values())} samples"]
     if summary.get("adapter"):
         facts.append(f"adapter {summary['adapter']}")
+    _print_footer(console, summary, facts)
+
+
+def _print_footer(console: Console, summary: dict, facts: list[str]) -> None:
+    """Run facts (+ wall time, tokens/s), the resume hint when incomplete, the records path."""
     if summary.get("wall_s") is not None:
         facts.append(f"{summary['wall_s']} s")
     if summary.get("tokens_per_s"):
@@ -44,6 +49,38 @@ def print_bfcl_summary(summary: dict, console: Console | None = None) -> None:
         console.print("[yellow]incomplete: rerun the same command to resume[/yellow]")
     if summary.get("records"):
         console.print(f"records: {summary['records']}")
+
+
+def print_acebench_summary(summary: dict, console: Console | None = None) -> None:
+    from evals.acebench.metrics import LEADERBOARD_COLUMNS as ACE_COLUMNS
+
+    def pct1(x):
+        return "-" if x is None else f"{100 * x:.1f}"
+
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)  # a pipe or a file: keep category names and column labels whole
+    t = Table(title=f"ACEBench (en) per category  [{summary['eval_id']}]", title_justify="left")
+    for col in ("category", "correct", "total", "accuracy %", "strict %", "process %"):
+        t.add_column(col, justify="left" if col == "category" else "right")
+    for cat, c in summary["per_category"].items():
+        t.add_row(cat, str(c["correct"]), str(c["total"]), pct1(c["accuracy"]), pct1(c.get("strict_accuracy")),
+                  pct1(c.get("process_accuracy")))
+    console.print(t)
+    lb = Table(title="leaderboard columns (compat scorer; categories not evaluated count 0)", title_justify="left")
+    lb.add_column("scorer")
+    for label, _ in ACE_COLUMNS:
+        lb.add_column(label, justify="right")
+    for name, key in (("compat", "scores"), ("strict", "scores_strict")):
+        lb.add_row(name, *(pct1(summary[key][k]) for _, k in ACE_COLUMNS))
+    console.print(lb)
+    facts = [f"model {summary.get('model')}", f"backend {summary.get('backend')}", f"mode {summary.get('mode')}",
+             f"{len(summary['per_category'])}/17 categories"]
+    sim = summary.get("simulator")
+    if sim:
+        facts.append(f"user simulator {sim.get('model')} ({sim.get('backend')})")
+    _print_footer(console, summary, facts)
 
 
 def print_eval_list(rows: list[dict], console: Console | None = None) -> None:
