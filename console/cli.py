@@ -161,7 +161,8 @@ def runs_list(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
 @runs_app.command("show")
 def runs_show(run_id: str = typer.Argument(..., help="Run id."),
               json_out: bool = typer.Option(False, "--json", help="Print JSON.")):
-    """One run: per-iteration dataset composition, judge verdicts and BFCL-v3 scores."""
+    """One run: per-iteration BFCL-v3 scores, dataset composition, judge verdicts, probe mastery per kind,
+    failure classes, eval error types per category and the train curve."""
     from core.store import ResultStore
 
     with ResultStore() as store:
@@ -171,16 +172,21 @@ def runs_show(run_id: str = typer.Argument(..., help="Run id."),
         iters = sorted(store.get_docs("iterations", run_id=run_id), key=lambda d: d["iteration"])
         evals = [e for e in store.list_evals() if e.get("run_id") == run_id]
     evals = sorted(evals, key=lambda e: e.get("iteration", 0))
+    from console.report import print_run, run_instruments
+
     doc = {"run": runs[0], "iterations": iters,
            "evals": [{"iteration": e.get("iteration"), "eval_id": e["eval_id"], "scores": e["scores"],
-                      "accuracy": _subset_accuracy(e)}
+                      "accuracy": _subset_accuracy(e),
+                      "error_types": {cat: c["error_types"] for cat, c in (e.get("per_category") or {}).items()
+                                      if c.get("error_types")},
+                      **({"acebench_skipped": e["acebench_skipped"]} if e.get("acebench_skipped") else {})}
                      for e in evals if e.get("benchmark") != "acebench"],
            "acebench": [{"iteration": e.get("iteration"), "eval_id": e["eval_id"], "scores": e["scores"]}
                         for e in evals if e.get("benchmark") == "acebench"]}
+    doc["instruments"] = run_instruments(doc)
     if json_out:
         typer.echo(json.dumps(doc, indent=2))
         return
-    from console.report import print_run
 
     print_run(doc)
 

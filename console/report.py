@@ -109,7 +109,11 @@ def print_run(doc: dict, console: Console | None = None) -> None:
         t.add_row(str(e["iteration"]), pct(e.get("accuracy")),
                   *(pct(e["scores"].get(k)) for _, k in LEADERBOARD_COLUMNS))
     console.print(t)
-    if doc.get("acebench"):
+    skipped = _acebench_skipped(doc)
+    if not doc.get("acebench"):
+        for reason in skipped:
+            console.print(f"ACEBench: not evaluated — {reason}")
+    else:
         a = Table(title="ACEBench per iteration", title_justify="left")
         for col in ("iteration", "Normal", "Special", "Agent", "Overall"):
             a.add_column(col, justify="right")
@@ -117,6 +121,8 @@ def print_run(doc: dict, console: Console | None = None) -> None:
             sc = e["scores"]
             a.add_row(str(e["iteration"]), *(pct(sc.get(k)) for k in ("normal", "special", "agent", "overall")))
         console.print(a)
+        for reason in skipped:
+            console.print(f"ACEBench: not evaluated in some iterations — {reason}")
     c = Table(title="dataset composition and judge verdicts", title_justify="left")
     for col in ("iteration", "train", "mastered", "judge verdicts", "expansions", "next dataset"):
         c.add_column(col)
@@ -129,3 +135,121 @@ def print_run(doc: dict, console: Console | None = None) -> None:
                   " ".join(f"{k}={asm[k]}" for k in ("error_seeds", "expansions", "high_ppl", "fresh_seeds")
                            if k in asm))
     console.print(c)
+    print_instruments(doc.get("instruments") or run_instruments(doc), console)
+
+
+# -- the loop's instruments (`looptool runs show`) ------------------------------------------------
+
+def _acebench_skipped(doc: dict) -> list[str]:
+    """Distinct reasons, in iteration order, why ACEBench was configured but not evaluated."""
+    reasons = [e.get("acebench_skipped") for e in doc.get("evals", [])]
+    reasons += [(it.get("eval") or {}).get("acebench_skipped") for it in doc.get("iterations", [])]
+    return list(dict.fromkeys(r for r in reasons if r))
+
+
+def _curve_summary(curve: list[dict]) -> dict:
+    """steps logged, first/last loss; under GRPO first/last reward and mean frac_reward_zero_std."""
+    losses = [p["loss"] for p in curve if p.get("loss") is not None]
+    rewards = [p["reward"] for p in curve if p.get("reward") is not None]
+    zero_std = [p["frac_reward_zero_std"] for p in curve if p.get("frac_reward_zero_std") is not None]
+    return {"steps": len(curve), "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None,
+            "first_reward": rewards[0] if rewards else None, "last_reward": rewards[-1] if rewards else None,
+            "mean_frac_reward_zero_std": sum(zero_std) / len(zero_std) if zero_std else None}
+
+
+def run_instruments(doc: dict) -> dict:
+    """Per-iteration instruments of a `runs show` doc (iteration docs + trimmed evals), as plain data:
+
+    iterations        [{iteration, by_kind {kind: {mastered, total}}, failure_classes {class: n},
+                        by_kind_failures {kind: {class: n}}, train_curve (see _curve_summary) or None}]
+    eval_iterations   the iterations (str) of the BFCL-v3 evals, in order: the error-type columns
+    eval_error_types  [{category, error_type, counts {iteration (str): n}}], sorted by category, type
+    """
+    from core.failures import FAILURE_CLASSES
+
+    iterations = []
+    for it in doc.get("iterations", []):
+        probe = it.get("probe") or {}
+        train = it.get("train") or {}
+        iterations.append({
+            "iteration": it["iteration"], "by_kind": probe.get("by_kind") or {},
+            "failure_classes": {c: (probe.get("failure_classes") or {}).get(c, 0) for c in FAILURE_CLASSES}
+            if probe.get("failure_classes") is not None else {},
+            "by_kind_failures": probe.get("by_kind_failures") or {},
+            "train_curve": _curve_summary(train["curve"]) if train.get("curve") else None,
+        })
+    rows: dict[tuple[str, str], dict[str, int]] = {}
+    for e in doc.get("evals", []):
+        for cat, types in (e.get("error_types") or {}).items():
+            for et, n in types.items():
+                rows.setdefault((cat, et), {})[str(e.get("iteration"))] = n
+    return {"iterations": iterations,
+            "eval_iterations": [str(e.get("iteration")) for e in doc.get("evals", [])],
+            "eval_error_types": [{"category": c, "error_type": et, "counts": counts}
+                                 for (c, et), counts in sorted(rows.items())]}
+
+
+def _num(x, digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+def print_instruments(inst: dict, console: Console | None = None) -> None:
+    """Probe mastery per kind, failure classes, eval error types per category, train curve summary:
+    one column per iteration, so what moved between iterations reads across a row."""
+    console = console or Console()
+    its = inst.get("iterations", [])
+    probed = [i for i in its if i["by_kind"]]
+    if probed:
+        t = Table(title="probe: mastered per kind", title_justify="left")
+        t.add_column("kind")
+        for i in probed:
+            t.add_column(f"iter {i['iteration']}", justify="right")
+        for kind in sorted({k for i in probed for k in i["by_kind"]}):
+            cells = []
+            for i in probed:
+                k = i["by_kind"].get(kind)
+                cells.append("-" if not k else f"{k['mastered']}/{k['total']}  "
+                             f"{100 * k['mastered'] / k['total'] if k['total'] else 0:.1f}%")
+            t.add_row(kind, *cells)
+        console.print(t)
+    classified = [i for i in its if i["failure_classes"]]
+    if classified:
+        t = Table(title="probe: failure classes", title_justify="left")
+        t.add_column("class")
+        for i in classified:
+            t.add_column(f"iter {i['iteration']}", justify="right")
+        for cls in classified[0]["failure_classes"]:
+            t.add_row(cls, *(str(i["failure_classes"].get(cls, 0)) for i in classified))
+        console.print(t)
+    errors = inst.get("eval_error_types", [])
+    if errors:
+        evals = list(dict.fromkeys(inst.get("eval_iterations") or [k for r in errors for k in r["counts"]]))
+        t = Table(title="BFCL-v3 error types per category (failing entries)", title_justify="left")
+        t.add_column("category")
+        t.add_column("error type")
+        for k in evals:
+            t.add_column(f"iter {k}", justify="right")
+        if len(evals) > 1:
+            t.add_column("change", justify="right")
+        for r in errors:
+            counts = [r["counts"].get(k, 0) for k in evals]
+            t.add_row(r["category"], r["error_type"], *map(str, counts),
+                      *([f"{counts[-1] - counts[0]:+d}"] if len(evals) > 1 else []))
+        console.print(t)
+    curves = [i for i in its if i["train_curve"]]
+    if curves:
+        grpo = any(i["train_curve"]["first_reward"] is not None for i in curves)
+        t = Table(title="train curve", title_justify="left")
+        cols = ["iteration", "steps", "first loss", "last loss"]
+        if grpo:
+            cols += ["first reward", "last reward", "mean frac_reward_zero_std"]
+        for col in cols:
+            t.add_column(col, justify="right")
+        for i in curves:
+            c = i["train_curve"]
+            row = [str(i["iteration"]), str(c["steps"]), _num(c["first_loss"]), _num(c["last_loss"])]
+            if grpo:
+                row += [_num(c["first_reward"]), _num(c["last_reward"]), _num(c["mean_frac_reward_zero_std"])]
+            t.add_row(*row)
+        console.print(t)

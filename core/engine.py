@@ -333,6 +333,9 @@ class StageFailed(Exception):
 def _brief(stats) -> dict:
     """Eval summaries are large; keep the scores and counts in events and iteration records."""
     if isinstance(stats, dict) and "scores" in stats:
-        return {"eval_id": stats.get("eval_id"), "scores": stats["scores"],
-                "per_category": stats.get("per_category"), "wall_s": stats.get("wall_s")}
+        brief = {"eval_id": stats.get("eval_id"), "scores": stats["scores"],
+                 "per_category": stats.get("per_category"), "wall_s": stats.get("wall_s")}
+        if stats.get("acebench_skipped"):  # why ACEBench, though configured, was not evaluated
+            brief["acebench_skipped"] = stats["acebench_skipped"]
+        return brief
     return stats if isinstance(stats, dict) else {}

@@ -172,9 +172,13 @@ def summarize(eid: str, config: dict, entries: list[Entry], records: dict[str, d
               started_at: str | None = None) -> dict:
     per_cat: dict[str, dict] = {}
     for e in entries:
-        c = per_cat.setdefault(e.category, {"correct": 0, "total": 0})
+        c = per_cat.setdefault(e.category, {"correct": 0, "total": 0, "error_types": {}})
+        rec = records.get(e.id, {})
         c["total"] += 1
-        c["correct"] += bool(records.get(e.id, {}).get("valid"))
+        c["correct"] += bool(rec.get("valid"))
+        et = rec.get("error_type")
+        if et and not rec.get("valid"):  # bfcl-eval's error_type string of a failing record, as recorded
+            c["error_types"][et] = c["error_types"].get(et, 0) + 1
     for c in per_cat.values():
         c["accuracy"] = c["correct"] / c["total"] if c["total"] else 0.0
     scores = v3_scores({k: v["accuracy"] for k, v in per_cat.items()}, bfcl_data.full_sizes())

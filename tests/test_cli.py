@@ -108,7 +108,8 @@ def test_score_responses_file_then_list_and_show(tmp_path):
     for cat in ("simple_python", "parallel", "irrelevance", "live_multiple", "live_relevance",
                 "multi_turn_base", "multi_turn_miss_func"):
         assert per[cat]["accuracy"] == 1.0, (cat, per[cat], s["error_types"])
-    assert per["multiple"] == {"correct": 0, "total": 1, "accuracy": 0.0}
+    assert per["multiple"] == {"correct": 0, "total": 1, "accuracy": 0.0,
+                               "error_types": {"ast_decoder:decoder_failed:bad_name": 1}}
     assert s["error_types"] == {"ast_decoder:decoder_failed:bad_name": 1}
     assert 0 < s["scores"]["overall"] < 1
     records = [json.loads(x) for x in open(s["records"])]

@@ -5,10 +5,18 @@ policy just trained on D_j, with per-token logprobs. Each sample is *mastered* w
 the training reward (core.render.reward == 1.0), else *mismatched* and handed to the judge.
 
 Records (iter_dir/probe.jsonl, one per sample, appended per batch, resumable by id):
-    {id, response, ppl, ppl_call, mastered, reward, tokens, finish}
+    {id, response, ppl, ppl_call, mastered, reward, tokens, finish, kind, failure}
     ppl       exp(-mean logprob) over ALL generated tokens, think trace included (the official code);
     ppl_call  the same over the tokens after the last </think> (the call / answer span; reference
               section 12 #4 "for analysis"); equal to ppl when the reply has no think block.
+    kind      the sample's dialogue kind (core.failures.sample_kind);
+    failure   why the reply missed (core.failures.classify: one of FAILURE_CLASSES), null when mastered.
+
+Stats (probe.done, hence the iteration record and the stage_finished event), beside the counts:
+    by_kind           {kind: {"mastered": int, "total": int}}
+    failure_classes   {class: count} for every class of FAILURE_CLASSES, zeros included
+    by_kind_failures  {kind: {class: count}}, non-zero counts only
+    unclassified      mismatched records without a failure class (see `summarize`)
 
 Which weights are probed: iter_dir/policy when training left one there (a peft adapter on
 ctx.model_path, or a full checkpoint directory); otherwise ctx.model_path with ctx.adapter.
@@ -26,6 +34,7 @@ from pathlib import Path
 from typing import Iterable
 
 from core.backends import GenParams, Generation, load_backend
+from core.failures import FAILURE_CLASSES, UNKNOWN_KIND, classify, sample_kind
 from core.prompting import render
 from core.render import label_text, prompt_messages, reward
 from core.schema import Sample
@@ -92,7 +101,9 @@ def make_record(sample: Sample, gen: Generation, mode: str, list_as_set: bool = 
     if gen.logprobs and "</think>" in gen.text:
         ppl_call = _ppl(gen.logprobs[_answer_start(gen, tokenizer):]) or ppl
     return {"id": sample.id, "response": gen.text, "ppl": ppl, "ppl_call": ppl_call,
-            "mastered": r == 1.0, "reward": r, "tokens": gen.num_tokens, "finish": gen.finish_reason}
+            "mastered": r == 1.0, "reward": r, "tokens": gen.num_tokens, "finish": gen.finish_reason,
+            "kind": sample_kind(sample),
+            "failure": None if r == 1.0 else classify(gen.text, sample, mode, list_as_set=list_as_set)}
 
 
 # -- the stage ----------------------------------------------------------------------------------
@@ -134,7 +145,8 @@ def run(ctx: StageContext, dataset: list[Sample], backend=None) -> dict:
         if own_backend and backend is not None:
             backend.close()
     wall = time.monotonic() - t0
-    stats = summarize(log.records, [s.id for s in dataset])
+    stats = summarize(log.records, [s.id for s in dataset], samples={s.id: s for s in dataset},
+                      mode=cfg.model.mode, list_as_set=cfg.train.list_as_set)
     stats.update(wall_s=round(wall, 3), probed_now=probed, tokens_now=tokens,
                  tokens_per_s=round(tokens / wall, 2) if probed else 0.0,
                  samples_per_s=round(probed / wall, 3) if probed else 0.0,
@@ -143,12 +155,50 @@ def run(ctx: StageContext, dataset: list[Sample], backend=None) -> dict:
     return stats
 
 
-def summarize(records: dict[str, dict], ids: Iterable[str]) -> dict:
+def summarize(records: dict[str, dict], ids: Iterable[str], samples: dict[str, Sample] | None = None,
+              mode: str = "prompt", list_as_set: bool = False) -> dict:
+    """Counts, mean PPL, and mastery / failure classes per kind over the records of `ids`.
+
+    Records written before records had `kind` / `failure` are classified here from `samples` (the
+    dataset, by id) in `mode`; without their sample they count under kind "unknown", and a mismatched
+    one without a class counts in `unclassified`, not in `failure_classes`.
+    """
     recs = [records[i] for i in ids if i in records]
     ppls = [r["ppl"] for r in recs if r.get("ppl") is not None]
     mastered = sum(1 for r in recs if r["mastered"])
+    by_kind: dict[str, dict[str, int]] = {}
+    classes = dict.fromkeys(FAILURE_CLASSES, 0)
+    by_kind_failures: dict[str, dict[str, int]] = {}
+    unclassified = 0
+    for r in recs:
+        kind, failure = _kind_and_failure(r, (samples or {}).get(r["id"]), mode, list_as_set)
+        k = by_kind.setdefault(kind, {"mastered": 0, "total": 0})
+        k["total"] += 1
+        k["mastered"] += bool(r["mastered"])
+        if r["mastered"]:
+            continue
+        if failure not in classes:
+            unclassified += 1
+            continue
+        classes[failure] += 1
+        per = by_kind_failures.setdefault(kind, {})
+        per[failure] = per.get(failure, 0) + 1
     return {"samples": len(recs), "mastered": mastered, "mismatched": len(recs) - mastered,
-            "mean_ppl": round(sum(ppls) / len(ppls), 4) if ppls else None}
+            "mean_ppl": round(sum(ppls) / len(ppls), 4) if ppls else None,
+            "by_kind": dict(sorted(by_kind.items())), "failure_classes": classes,
+            "by_kind_failures": dict(sorted(by_kind_failures.items())), "unclassified": unclassified}
+
+
+def _kind_and_failure(record: dict, sample: Sample | None, mode: str, list_as_set: bool
+                      ) -> tuple[str, str | None]:
+    """A record's (kind, failure), from the record when it has them, else from its sample."""
+    kind = record.get("kind") or (sample_kind(sample) if sample is not None else UNKNOWN_KIND)
+    if record["mastered"]:
+        return kind, None
+    failure = record.get("failure")
+    if failure is None and sample is not None and "response" in record:
+        failure = classify(record["response"], sample, mode, list_as_set=list_as_set)
+    return kind, failure
 
 
 # -- HPPL ---------------------------------------------------------------------------------------

@@ -278,6 +278,7 @@ def _stats(trainer, callback, method, n_rows, skipped, tcfg, resume, t0) -> dict
         "lr": tcfg.sft_lr if method == "sft" else tcfg.lr,
         "prompts_per_step": trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps
         * trainer.args.world_size // (tcfg.num_generations if method == "grpo" else 1),
+        "curve": callback.curve(),  # per logged step (train_callback: CURVE_KEYS), 5 significant digits
     }
     if method == "grpo":
         stats["reward_mean"] = sum(rewards) / len(rewards) if rewards else None

@@ -1,7 +1,17 @@
-"""The trainer callback that ties trl/transformers training to the loop: telemetry, pause/stop with a
-checkpoint first, and periodic checkpoints (see core/stages/train.py)."""
+"""The trainer callback that ties trl/transformers training to the loop: telemetry, the train curve,
+pause/stop with a checkpoint first, and periodic checkpoints (see core/stages/train.py).
+
+The train curve (iter_dir/train_curve.jsonl, main process only): one JSON object per logged optimizer
+step, {step, epoch, loss, learning_rate, grad_norm, num_tokens} and, under GRPO, {reward, reward_std,
+frac_reward_zero_std, completion_length, clipped_ratio} (CURVE_KEYS maps the names trl 1.x logs);
+a key the trainer did not log at that step is left out. A resumed train starts again at its
+checkpoint's step, so the lines after that step are dropped when training begins (they are logged
+again), and readers keep the last line per step.
+"""
 from __future__ import annotations
 
+import json
+import math
 import re
 import time
 from pathlib import Path
@@ -22,11 +32,78 @@ def latest_checkpoint(root: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+CURVE_FILE = "train_curve.jsonl"
+# What the trainer logs (transformers: loss, learning_rate, grad_norm, epoch; trl 1.x SFTTrainer and
+# GRPOTrainer: num_tokens; GRPOTrainer: the rest, means over the logging window) -> the curve's key.
+CURVE_KEYS = {
+    "loss": "loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm", "num_tokens": "num_tokens",
+    "reward": "reward", "reward_std": "reward_std", "frac_reward_zero_std": "frac_reward_zero_std",
+    "completions/mean_length": "completion_length", "completions/clipped_ratio": "clipped_ratio",
+}
+
+
+def curve_point(logs: dict, state) -> dict:
+    """The curve's line for one logged step: {step, epoch, ...CURVE_KEYS values that were logged}."""
+    epoch = logs.get("epoch", state.epoch)
+    point = {"step": int(state.global_step), "epoch": None if epoch is None else float(epoch)}
+    for logged, key in CURVE_KEYS.items():
+        value = logs.get(logged)
+        if value is not None and math.isfinite(float(value)):  # NaN / inf would make the file invalid JSON
+            point[key] = float(value)
+    return point
+
+
+def read_curve(path: Path) -> list[dict]:
+    """The curve's points in step order, the last line per step kept (a torn last line is ignored)."""
+    by_step: dict[int, dict] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                point = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            by_step[point["step"]] = point
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def compact_curve(points: list[dict], digits: int = 5) -> list[dict]:
+    """The points with floats rounded to `digits` significant digits (for train.done stats)."""
+    def short(v):
+        return float(f"{v:.{digits}g}") if isinstance(v, float) and math.isfinite(v) else v
+
+    return [{k: short(v) for k, v in p.items()} for p in points]
+
+
+class CurveLog:
+    """iter_dir/train_curve.jsonl, written as steps are logged (see the module docstring)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.points: dict[int, dict] = {}
+
+    def begin(self, step: int) -> None:
+        """Training (re)starts after `step`: keep the lines up to it, rewrite the file atomically."""
+        self.points = {p["step"]: p for p in read_curve(self.path) if p["step"] <= step}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(p) + "\n" for p in self.points.values()), encoding="utf-8")
+        tmp.replace(self.path)
+
+    def add(self, point: dict) -> None:
+        self.points[point["step"]] = point
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(point) + "\n")
+
+    def ordered(self) -> list[dict]:
+        return [self.points[k] for k in sorted(self.points)]
+
+
 class LoopCallback(TrainerCallback):
     """* on_step_end: progress; reads the pause/stop flags (agreed across processes) and asks the
       trainer for a checkpoint when the last one is older than `save_every_s`;
-    * on_log (right after, same step): emits the step's metrics, then acts on pause/stop: writes a
-      checkpoint through the Trainer's own mechanism (so `train(resume_from_checkpoint=...)` works),
+    * on_log (right after, same step): emits the step's metrics and appends them to the train curve
+      (main process), then acts on pause/stop: writes a checkpoint through the Trainer's own
+      mechanism (so `train(resume_from_checkpoint=...)` works),
       then raises StageStopped (stop) or blocks in `ctx.control.checkpoint()` until resumed (pause).
 
     A pause or stop seen at the last step is left to the engine: training is finishing anyway.
@@ -42,6 +119,12 @@ class LoopCallback(TrainerCallback):
         self._t_begin = self._t_log = self._t_save = time.monotonic()
         self._tok_begin = self._tok_log = 0
         self._t_end: float | None = None
+        self.curve_log = CurveLog(Path(ctx.iter_dir) / CURVE_FILE)
+
+    def curve(self) -> list[dict]:
+        """This training's curve (resumed steps included), floats to 5 significant digits; [] off the
+        main process."""
+        return compact_curve(self.curve_log.ordered())
 
     # -- telemetry ------------------------------------------------------------------------------
 
@@ -50,6 +133,8 @@ class LoopCallback(TrainerCallback):
         self._t_begin = self._t_log = self._t_save = now
         self._tok_begin = self._tok_log = state.num_input_tokens_seen or 0
         self._saved_step = state.global_step  # a resumed run starts at an existing checkpoint
+        if state.is_world_process_zero:
+            self.curve_log.begin(state.global_step)
         return control
 
     def on_train_end(self, args, state, control, **kwargs):
@@ -91,6 +176,7 @@ class LoopCallback(TrainerCallback):
                 "lr": logs.get("learning_rate"), "tokens_per_s": None if tps is None else round(tps, 1),
                 "epoch": logs.get("epoch", state.epoch), "grad_norm": logs.get("grad_norm"),
             })
+            self.curve_log.add(curve_point(logs, state))
         pending, self._pending = self._pending, None
         if pending is None or state.global_step >= state.max_steps:
             return control
