@@ -62,7 +62,7 @@ class LoopConsole(App):
     #row-a HardwarePanel { width: 1fr; }
     #row-b AccuracyPanel { width: 1fr; }
     #row-c DataPanel { width: 2fr; }
-    #row-c CommandsPanel { width: 1fr; height: 8; }
+    #row-c CommandsPanel { width: 1fr; height: 13; }
     """
     BINDINGS = BINDINGS
     ENABLE_COMMAND_PALETTE = True
@@ -226,6 +226,8 @@ class LoopConsole(App):
 
     def redraw(self) -> None:
         """Timer: redraw the telemetry panels when something changed; then take the next metrics."""
+        if not self.is_running:
+            return  # shutting down: the timer can still fire while the dashboard's widgets are removed
         tel = self.link.telemetry
         if self._progress_dirty and self.link.status is not None:
             self._progress_dirty = False

@@ -19,7 +19,7 @@ from console.screens.evaluate import EvaluateScreen
 from console.screens.help import HelpScreen
 from console.screens.history import HistoryScreen
 from console.widgets.eventlog import EventLog
-from console.widgets.panels import CommandsPanel
+from console.widgets.panels import AccuracyPanel, CommandsPanel
 from core import busproto as bp
 
 SIZE = (140, 45)
@@ -40,6 +40,83 @@ def make(responder=True, **kw):
 
 def header_text(app) -> str:
     return str(app.query_one("#header").render())
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, line by line, as plain text (the screen's compositor output)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+# -- a cpu-demo shaped run: a 4-category held-out BFCL-v3 subset, ACEBench configured but offline --------
+
+def _category(correct: int, total: int, errors: dict | None = None) -> dict:
+    return {"correct": correct, "total": total, "accuracy": correct / total, "error_types": errors or {}}
+
+
+HELD_OUT = [  # evals/bfcl.summarize's per_category, iterations 0 (the base model) and 1
+    {"simple_python": _category(12, 25, {"value_error:string": 9, "type_error:simple": 4}),
+     "multiple": _category(3, 25, {"simple_function_checker:wrong_func_name": 22}),
+     "parallel": _category(0, 25, {"parallel_function_checker_no_order:wrong_count": 25}),
+     "irrelevance": _category(25, 25)},
+    {"simple_python": _category(15, 25, {"value_error:string": 10}),
+     "multiple": {"correct": 9, "total": 25, "accuracy": 0.36},  # no error_types: an older summary
+     "parallel": _category(2, 25, {"parallel_function_checker_no_order:wrong_count": 23}),
+     "irrelevance": _category(20, 25, {"irrelevance_error:decoder_success": 5})},
+]
+HELD_OUT_OVERALL = (0.067, 0.082)  # v3 Overall over the subset: the 13 other categories count 0
+ACE_SKIPPED = ("offline and no eval.acebench_data_dir: run `python -m evals.acebench.fetch DIR` where the "
+               "network is reachable, then set eval.acebench_data_dir = DIR")
+FAILURE_CLASSES = ("no_call", "unexpected_call", "malformed", "wrong_function", "missing_argument",
+                   "extra_argument", "wrong_value")
+
+
+def _probe(by_kind: dict, failures: dict, by_kind_failures: dict) -> dict:
+    """core/stages/probe.summarize's stats (every class present, zeros included)."""
+    mastered, total = sum(m for m, _ in by_kind.values()), sum(t for _, t in by_kind.values())
+    return {"samples": total, "mastered": mastered, "mismatched": total - mastered, "mean_ppl": 1.9,
+            "by_kind": {k: {"mastered": m, "total": t} for k, (m, t) in sorted(by_kind.items())},
+            "failure_classes": {c: failures.get(c, 0) for c in FAILURE_CLASSES},
+            "by_kind_failures": by_kind_failures, "unclassified": 0}
+
+
+PROBE_STATS = {
+    1: _probe({"simple": (150, 200), "multiple": (80, 120), "parallel": (30, 100), "clarify": (60, 90),
+               "refuse": (60, 90)},
+              {"no_call": 30, "unexpected_call": 40, "malformed": 10, "wrong_function": 30, "missing_argument": 40,
+               "extra_argument": 5, "wrong_value": 65},
+              {"parallel": {"missing_argument": 40, "wrong_value": 30}, "clarify": {"unexpected_call": 30}}),
+    2: _probe({"simple": (170, 200), "multiple": (86, 120), "parallel": (28, 100), "clarify": (66, 90),
+               "refuse": (62, 90)},
+              {"no_call": 22, "unexpected_call": 31, "wrong_function": 30, "missing_argument": 44,
+               "extra_argument": 6, "wrong_value": 55},
+              {"parallel": {"missing_argument": 38, "wrong_value": 31}, "clarify": {"unexpected_call": 24},
+               "simple": {"wrong_value": 20}}),
+}
+
+
+def feed_subset_run(link, *, ace_skipped: bool = True) -> None:
+    """Iteration 2 of 4 training after two held-out evals and two probes, as the daemon publishes them
+    (stage_finished events with the engine's briefs, then the accuracy metric and eval_done)."""
+    from core import busproto
+
+    link.set_online(True)
+    for j, (per_category, overall) in enumerate(zip(HELD_OUT, HELD_OUT_OVERALL)):
+        stats = {"eval_id": f"bfcl-{j}", "scores": {"overall": overall, "irrelevance": 0.5},
+                 "per_category": per_category, "wall_s": 40.0}
+        if ace_skipped:
+            stats["acebench_skipped"] = ACE_SKIPPED
+        link.feed_event("stage_finished", stage="eval", iteration=j, wall_s=40.0, stats=stats,
+                        ts=1_700_000_010 + j)
+        link.feed_metrics("accuracy", stage="eval", iteration=j, benchmark="bfcl-v3", eval_id=f"bfcl-{j}",
+                          scores=stats["scores"], ts=1_700_000_010 + j)
+        link.feed_event("eval_done", iteration=j, benchmark="bfcl-v3", eval_id=f"bfcl-{j}", on_demand=False,
+                        scores=stats["scores"], ts=1_700_000_010 + j)
+    for j, stats in PROBE_STATS.items():
+        link.feed_event("stage_finished", stage="probe", iteration=j, wall_s=60.0, stats=stats, ts=1_700_000_020 + j)
+    link.feed_event("stage_started", stage="train", iteration=2, ts=1_700_000_031)
+    link.feed_status(run_id="cpu-demo-20260101-120000", state="running", iteration=2, iterations=4, stage="train",
+                     seq=7, ts=1_700_000_040,
+                     progress=busproto.Progress(stage="train", iteration=2, done=12, total=40, eta_s=95.0))
 
 
 def verbs(link) -> list[str]:
@@ -202,7 +279,7 @@ def test_history_screen_reads_through_the_core_and_compares():
             assert {"table": "iterations", "run_id": "run-a", "limit": 200} in asked
             assert {"table": "evals", "run_id": "run-a", "limit": 200} in asked
             its = screen.query_one("#iterations", DataTable)
-            assert its.row_count == 2 and its.get_row_at(1)[2] == "30.0"
+            assert its.row_count == 2 and its.get_row_at(1)[4] == "30.0" and its.get_row_at(1)[2] == "-"
             assert screen.query_one("#evals", DataTable).get_row_at(0)[0] == "bfcl-a1"
             # two runs side by side
             await pilot.press("space", "down", "space", "c")
@@ -448,7 +525,10 @@ def test_attaching_late_fills_the_tables_from_the_core_history():
     async def go():
         app, link = make(responder=FakeCore(history={"iterations": [
             {"run_id": "cpu-demo-20260101-120000", "iteration": 3, "eval": {"scores": {"overall": 0.4}},
-             "assemble": {"error_seeds": 7, "total": 99}}]}), ask_history=True)
+             "assemble": {"error_seeds": 7, "total": 99}},
+            {"run_id": "cpu-demo-20260101-120000", "iteration": 4, "probe": PROBE_STATS[2],
+             "eval": {"eval_id": "bfcl-4", "scores": {"overall": 0.082}, "per_category": HELD_OUT[1],
+                      "acebench_skipped": ACE_SKIPPED}}]}), ask_history=True)
         async with app.run_test(size=SIZE) as pilot:
             link.feed_status(run_id="cpu-demo-20260101-120000", state="running", iteration=3, iterations=4,
                              stage="train", seq=1)
@@ -456,9 +536,12 @@ def test_attaching_late_fills_the_tables_from_the_core_history():
             assert verbs(link) == ["history"]
             assert link.sent[0][1].args == {"table": "iterations", "run_id": "cpu-demo-20260101-120000"}
             acc = app.query_one("#accuracy-table", DataTable)
-            assert acc.get_row("3")[1] == "40.0"
+            assert acc.get_cell("3", "bfcl:overall") == "40.0" and acc.get_cell("3", "held") == "-"
+            assert acc.get_cell("4", "held") == "46/100" and acc.get_cell("4", "bfcl:overall") == "8.2 (partial)"
             data = app.query_one("#data-table", DataTable)
             assert data.get_row("3")[1] == "7" and data.get_row("3")[6] == "99"
+            await until(pilot, lambda: "probe iter 4: 412/600 mastered (68.7%)" in screen_text(app))
+            assert "ACEBench: not evaluated — offline" in screen_text(app)
     run(go())
 
 
@@ -493,3 +576,145 @@ def test_a_link_that_dies_is_reported_not_hidden():
             await until(pilot, lambda: "not authorised" in app.query_one(EventLog).visible_text())
             assert "DISCONNECTED" in header_text(app)
     run(go())
+
+
+def test_the_runs_held_out_accuracy_is_shown_with_counts_and_the_overall_marked_partial():
+    async def go():
+        app, link = make()
+        async with app.run_test(size=SIZE) as pilot:
+            feed_subset_run(link)
+            await until(pilot, lambda: all(s in screen_text(app) for s in (
+                "Overall (partial, 4/17 categories)", "ACEBench: not evaluated", "eval errors, iter 1:", "40/100")))
+            acc = app.query_one("#accuracy-table", DataTable)
+            assert [acc.get_cell("0", k) for k in ("held", "pct", "delta", "bfcl:overall")] == \
+                ["40/100", "40.0", "", "6.7 (partial)"]
+            assert [acc.get_cell("1", k) for k in ("held", "pct", "delta", "bfcl:overall")] == \
+                ["46/100", "46.0", "+6.0", "8.2 (partial)"]
+            assert [acc.get_cell("1", f"cat:{c}") for c in HELD_OUT[1]] == ["15/25", "9/25", "2/25", "20/25"]
+            columns = [c.key.value for c in acc.ordered_columns]
+            assert "bfcl:irrelevance" not in columns  # a subset's v3 breakdown would read 50.0 for 25/25
+            assert not any(c.startswith("ace:") for c in columns)  # no "-" columns for a skipped benchmark
+            text = screen_text(app)
+            lines = text.splitlines()
+            assert any("simple_python" in ln and "multiple" in ln and "irrelevance" in ln for ln in lines)
+            assert any("12/25" in ln and "40/100" in ln and "6.7 (partial)" in ln for ln in lines)
+            assert "Overall (partial, 4/17 categories): BFCL-v3's formula, the other 13 count as 0" in text
+            skip = next(ln for ln in lines if "ACEBench: not evaluated" in ln)
+            assert "ACEBench: not evaluated — offline and no eval.acebench_data_dir" in skip
+            assert "…" in skip and "network is reachable" not in text  # cut to the panel, not wrapped over it
+            errors = next(ln for ln in lines if "eval errors, iter 1:" in ln)
+            assert "parallel: parallel_function_checker_no_order:wrong_count 23" in errors
+            assert app.query_one(AccuracyPanel)._plotted == {"heldout": [(0, 0.4), (1, 0.46)], "acebench": []}
+            log = app.query_one(EventLog).visible_text()
+            assert "held-out 46/100 (46.0%) overall 8.2 (partial, 4/17 categories)" in log
+    run(go())
+
+
+def test_probe_mastery_by_kind_and_failure_classes_are_shown_with_the_change():
+    async def go():
+        app, link = make()
+        async with app.run_test(size=SIZE) as pilot:
+            feed_subset_run(link)
+            shown = ("probe iter 2: 412/600 mastered (68.7%, +5.3 vs iter 1)",
+                     "simple 170/200 (+20)", "multiple 86/120 (+6)", "parallel 28/100 (-2)",
+                     "clarify 66/90 (+6)", "refuse 62/90 (+2)",
+                     "wrong_value 55 (-10)", "missing_argument 44 (+4)", "unexpected_call 31 (-9)",
+                     "wrong_function 30 ", "no_call 22 (-8)", "extra_argument 6 (+1)",
+                     "malformed 0 (-10)",  # gone since the last probe: still worth a line
+                     "parallel: missing_argument 38, wrong_value 31", "clarify: unexpected_call 24")
+            await until(pilot, lambda: all(s in screen_text(app) for s in shown))  # laid out on the next refresh
+            link.feed_event("stage_finished", stage="probe", iteration=3, stats=PROBE_STATS[1])
+            await until(pilot, lambda: "probe iter 3: 380/600 mastered (63.3%, -5.3 vs iter 2)" in screen_text(app))
+            assert "simple 150/200 (-20)" in screen_text(app)
+            assert "probe iter 3 mastered 380/600" in app.query_one(EventLog).visible_text()
+    run(go())
+
+
+def test_acebench_columns_stay_when_it_was_evaluated():
+    async def go():
+        app, link = make()
+        async with app.run_test(size=SIZE) as pilot:
+            feed_subset_run(link, ace_skipped=False)
+            link.feed_metrics("accuracy", stage="eval", iteration=1, benchmark="acebench",
+                              scores={"normal": 0.41, "special": 0.33, "agent": 0.05, "overall": 0.31})
+            acc = app.query_one("#accuracy-table", DataTable)
+            await until(pilot, lambda: "ace:overall" in acc.columns)
+            assert acc.get_cell("1", "ace:overall") == "31.0" and acc.get_cell("1", "ace:normal") == "41.0"
+            assert acc.get_cell("0", "ace:overall") == "-"
+            assert "ACEBench: not evaluated" not in screen_text(app)
+            assert app.query_one(AccuracyPanel)._plotted["acebench"] == [(1, 0.31)]
+    run(go())
+
+
+def test_a_metrics_flood_does_not_rebuild_the_result_panels(monkeypatch):
+    from console.widgets import panels
+
+    calls = {"accuracy": 0, "probe": 0}
+    accuracy_view, probe_summary = panels.accuracy_view, panels.probe_summary
+
+    def counted(name, fn):
+        def wrapper(tel):
+            calls[name] += 1
+            return fn(tel)
+        return wrapper
+
+    monkeypatch.setattr(panels, "accuracy_view", counted("accuracy", accuracy_view))
+    monkeypatch.setattr(panels, "probe_summary", counted("probe", probe_summary))
+
+    async def go():
+        app, link = make()
+        async with app.run_test(size=SIZE) as pilot:
+            feed_subset_run(link)
+            await until(pilot, lambda: "probe iter 2:" in screen_text(app))
+            before = dict(calls)
+            for i in range(2000):
+                link.feed_metrics("throughput", stage="train", iteration=2, tok_s=float(i))
+                link.feed_metrics("hardware", cpu_pct=float(i % 100), ram_pct=40.0, gpus=[])
+            await until(pilot, lambda: "1,999" in str(app.query_one("#tp-tok_s-label").render()))
+            assert calls == before  # redrawn by the timer, but nothing they show changed
+            link.feed_event("stage_finished", stage="probe", iteration=3, stats=PROBE_STATS[1])
+            await until(pilot, lambda: calls["probe"] == before["probe"] + 1)
+    run(go())
+
+
+def test_an_eval_of_every_category_shows_the_v3_breakdown_without_the_partial_mark():
+    from console.telemetry import Telemetry
+    from console.widgets.panels import accuracy_notes, accuracy_view
+    from evals.bfcl_data import CATEGORIES as BFCL_V3_CATEGORIES
+
+    tel = Telemetry()
+    scores = {"overall": 0.268, "non_live_ast": 0.354, "live": 0.251, "multi_turn": 0.012, "relevance": 0.5,
+              "irrelevance": 0.724}
+    full = {c: _category(1, 4) for c in BFCL_V3_CATEGORIES}
+    tel.absorb_event(bp.Event(event="stage_finished", stage="eval", iteration=1,
+                              stats={"scores": scores, "per_category": full}))
+    tel.absorb_event(bp.Event(event="stage_finished", stage="eval", iteration=2,
+                              stats={"scores": {"overall": 0.1, "irrelevance": 0.5}, "per_category": HELD_OUT[0]}))
+    tel.absorb_metrics(bp.Metrics(stream="accuracy", iteration=1, benchmark="acebench", scores={"overall": 0.31}))
+    view = accuracy_view(tel)
+    keys = [k for k, _ in view.columns]
+    assert keys[:10] == ["iter", "held", "pct", "delta", "bfcl:overall", "bfcl:non_live_ast", "bfcl:live",
+                         "bfcl:multi_turn", "bfcl:relevance", "bfcl:irrelevance"]
+    assert keys[10:14] == ["ace:normal", "ace:special", "ace:agent", "ace:overall"]  # before 17 categories
+    assert keys[14:] == [f"cat:{c}" for c in BFCL_V3_CATEGORIES]
+    rows = {k: dict(zip(keys, cells)) for k, cells in view.rows}
+    assert rows["1"]["held"] == "17/68" and rows["1"]["bfcl:overall"] == "26.8" and rows["1"]["bfcl:live"] == "25.1"
+    assert rows["2"]["bfcl:overall"] == "10.0 (partial)" and rows["2"]["bfcl:irrelevance"] == "-"
+    assert rows["2"]["cat:live_simple"] == "-" and rows["2"]["ace:overall"] == "-"
+    assert rows["1"]["ace:overall"] == "31.0" and rows["2"]["delta"] == "+15.0"
+    assert [n.plain.split(":")[0] for n in accuracy_notes(tel)] == ["Overall (partial, 4/17 categories)",
+                                                                   "eval errors, iter 2"]
+
+
+def test_history_iterations_show_the_held_out_counts_and_probe_for_comparison():
+    from console.screens.history import flatten_iteration, side_by_side
+
+    docs = [{"iteration": j, "eval": {"scores": {"overall": ov}, "per_category": per}, "probe": PROBE_STATS.get(j, {})}
+            for j, (per, ov) in enumerate(zip(HELD_OUT, HELD_OUT_OVERALL))]
+    a, b = flatten_iteration(docs[0]), flatten_iteration(docs[1])
+    assert (b["held-out"], b["held-out %"], b["BFCL Overall"]) == ("46/100", "46.0", "8.2")
+    assert b["BFCL categories"] == "partial, 4/17 categories" and b["held-out parallel"] == "2/25"
+    assert b["probe mastered %"] == "63.3" and b["probe parallel mastered %"] == "30.0"
+    assert b["failures wrong_value"] == "65" and "probe mastered %" not in a
+    rows = {r[0]: r[1:] for r in side_by_side(a, b)}
+    assert rows["held-out %"] == ("40.0", "46.0", "+6") and rows["held-out multiple"] == ("3/25", "9/25", "")

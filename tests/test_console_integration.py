@@ -124,7 +124,7 @@ def test_console_and_core_exchange_commands_over_the_broker(embedded_broker):
                 assert core.received[-1][1].args == {"benchmark": "bfcl", "per_category": 2, "iteration": 1}
                 await until(pilot, lambda: app.query_one("#accuracy-table", DataTable).row_count == 1,
                             what="accuracy row")
-                assert app.query_one("#accuracy-table", DataTable).get_row("1")[1] == "42.0"
+                assert app.query_one("#accuracy-table", DataTable).get_cell("1", "bfcl:overall") == "42.0"
                 await pilot.press("r")
                 await until(pilot, lambda: isinstance(app.screen, HistoryScreen)
                             and app.screen.query_one("#runs", DataTable).row_count == 1, what="history runs")

@@ -12,7 +12,7 @@ import pytest
 
 from console.link import LinkError
 from console.memlink import MemoryLink
-from console.telemetry import Telemetry, history_rows, pct
+from console.telemetry import BFCL_V3_CATEGORY_COUNT, Telemetry, history_rows, pct, previous
 from core import busproto as bp
 from core.errors import UserError
 
@@ -149,6 +149,83 @@ def test_history_replies_fill_the_per_iteration_tables():
     assert tel.judge[2]["verdicts"] == {"BOTH_WRONG": 2}
     assert history_rows([{"a": 1}, 3]) == [{"a": 1}] and history_rows("nope") == []
     assert pct(0.2345) == "23.4" and pct(45.0) == "45.0" and pct(None) == "-"
+
+
+def _cat(correct, total, errors=None):
+    out = {"correct": correct, "total": total, "accuracy": correct / total}
+    if errors is not None:
+        out["error_types"] = errors
+    return out
+
+
+def test_held_out_eval_counts_come_from_the_runs_own_eval_only():
+    tel = Telemetry()
+    per = {"simple_python": _cat(12, 50, {"value_error:string": 30, "type_error:simple": 8}),
+           "multiple": _cat(3, 50), "irrelevance": _cat(25, 25, {}), "broken": {"correct": "x"}}
+    tel.absorb_event(bp.Event(event="stage_finished", stage="eval", iteration=0, stats={
+        "eval_id": "bfcl-0", "scores": {"overall": 0.067}, "per_category": per, "acebench_skipped": "offline"}))
+    held = tel.heldout[0]
+    assert (held.correct, held.total, round(held.accuracy, 4), held.overall) == (40, 125, 0.32, 0.067)
+    assert set(held.per_category) == {"simple_python", "multiple", "irrelevance"}  # "broken" has no counts
+    assert held.per_category["multiple"]["error_types"] == {}  # error_types is optional
+    assert held.partial and held.top_errors(2) == [("simple_python", "value_error:string", 30),
+                                                   ("simple_python", "type_error:simple", 8)]
+    assert tel.accuracy[0] == {"bfcl": {"overall": 0.067}} and tel.acebench_skipped == {0: "offline"}
+    # the daemon's accuracy metric and eval_done for the same eval carry scores only
+    tel.absorb_metrics(bp.Metrics(stream="accuracy", stage="eval", iteration=0, benchmark="bfcl-v3",
+                                  scores={"overall": 0.067}))
+    tel.absorb_event(bp.Event(event="eval_done", iteration=0, benchmark="bfcl-v3", scores={"overall": 0.067}))
+    assert tel.heldout[0] is held
+    # an on-demand eval's subset is the operator's, not the run's held-out one
+    tel.absorb_event(bp.Event(event="eval_done", iteration=1, benchmark="bfcl-v3", on_demand=True,
+                              scores={"overall": 0.5}, per_category={"multiple": _cat(1, 2)}))
+    assert 1 not in tel.heldout and tel.accuracy[1] == {"bfcl": {"overall": 0.5}}
+    # every one of the 17 categories: not partial; a nested ACEBench brief lands under acebench
+    from evals.bfcl_data import CATEGORIES
+
+    assert BFCL_V3_CATEGORY_COUNT == len(CATEGORIES)  # the console's count of the v3 Overall's categories
+    full = {c: _cat(1, 2) for c in CATEGORIES}
+    tel.absorb_history("iterations", [{"iteration": 2, "eval": {"scores": {"overall": 0.5}, "per_category": full,
+                                                                "acebench": {"scores": {"overall": 0.3}}}}])
+    assert not tel.heldout[2].partial and tel.heldout[2].accuracy == 0.5
+    assert tel.accuracy[2]["acebench"] == {"overall": 0.3}
+
+
+def test_probe_stats_by_kind_and_failure_classes_are_kept_per_iteration():
+    tel = Telemetry()
+    stats = {"samples": 10, "mastered": 6, "mismatched": 4,
+             "by_kind": {"simple": {"mastered": 5, "total": 6}, "refuse": {"mastered": 1, "total": 4},
+                         "odd": {"total": 1}},
+             "failure_classes": {"no_call": 0, "unexpected_call": 3, "wrong_value": 1, "bad": "x"},
+             "by_kind_failures": {"refuse": {"unexpected_call": 3}, "simple": {"wrong_value": 1}},
+             "unclassified": 0}
+    tel.absorb_event(bp.Event(event="stage_finished", stage="probe", iteration=1, stats=stats))
+    p = tel.probe[1]
+    assert (p.samples, p.mastered) == (10, 6)
+    assert p.by_kind == {"simple": {"mastered": 5, "total": 6}, "refuse": {"mastered": 1, "total": 4}}
+    assert p.failure_classes == {"no_call": 0, "unexpected_call": 3, "wrong_value": 1}
+    assert p.by_kind_failures == {"refuse": {"unexpected_call": 3}, "simple": {"wrong_value": 1}}
+    # stats of a core from before the classes: counts only
+    tel.absorb_history("iterations", [{"iteration": 2, "probe": {"samples": 8, "mastered": 8, "mismatched": 0}},
+                                      {"iteration": 3, "probe": {"note": "no counts"}}])
+    assert tel.probe[2].by_kind == {} and tel.probe[2].failure_classes == {} and 3 not in tel.probe
+    assert previous(tel.probe, 2) == (1, p) and previous(tel.probe, 1) == (None, None)
+
+
+def test_results_version_moves_only_when_a_table_changes():
+    tel = Telemetry()
+    probe = bp.Event(event="stage_finished", stage="probe", iteration=1,
+                     stats={"samples": 2, "mastered": 1, "by_kind": {"simple": {"mastered": 1, "total": 2}}})
+    tel.absorb_event(probe)
+    v = tel.results_version
+    tel.absorb_event(probe)  # a QoS 1 duplicate, or the same numbers again from history
+    for i in range(100):
+        tel.absorb_metrics(bp.Metrics(stream="throughput", stage="train", iteration=1, tok_s=float(i)))
+    tel.absorb_metrics(bp.Metrics(stream="hardware", cpu_pct=5.0, gpus=[]))
+    tel.absorb_event(bp.Event(event="probe_info", n=3))
+    assert tel.results_version == v and tel.version > v
+    tel.absorb_metrics(bp.Metrics(stream="accuracy", stage="eval", iteration=1, scores={"overall": 0.2}))
+    assert tel.results_version == v + 1
 
 
 # -- keymap -------------------------------------------------------------------------------------------

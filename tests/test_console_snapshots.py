@@ -1,5 +1,6 @@
 """SVG snapshots of the states an operator must recognise at a glance: running, paused, a command
-waiting for its ack, disconnected, stale, finished (pytest-textual-snapshot; textual pinned to 8.2.8).
+waiting for its ack, disconnected, stale, finished, a run on a held-out subset (pytest-textual-snapshot;
+textual pinned to 8.2.8).
 
 Everything shown is fixed: the in-memory link is fed a scripted run with fixed timestamps, the
 console's own notes use a fixed clock, times are rendered in UTC, the cursor does not blink.
@@ -16,6 +17,7 @@ from textual.widgets import Input
 
 from console.app import LoopConsole
 from console.memlink import MemoryLink, feed_demo
+from test_console_app import feed_subset_run
 
 SIZE = (140, 45)
 FIXED = 1_700_000_100.0
@@ -61,6 +63,13 @@ def prepared(app, link, *steps):
 def test_snapshot_running(snap_compare):
     app, link = app_with()
     assert snap_compare(app, terminal_size=SIZE, run_before=prepared(app, link, feed_demo))
+
+
+def test_snapshot_held_out_subset_with_acebench_skipped(snap_compare):
+    """A cpu-demo run: the held-out counts on a 4-category subset, the Overall marked partial,
+    ACEBench's reason for not being evaluated, probe mastery by kind and the failure classes."""
+    app, link = app_with()
+    assert snap_compare(app, terminal_size=SIZE, run_before=prepared(app, link, feed_subset_run))
 
 
 def test_snapshot_paused(snap_compare):

@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from console.link import LinkError, PendingCommand
-from console.telemetry import BFCL_COLUMNS, COMPOSITION, history_rows, pct
+from console.telemetry import BFCL_COLUMNS, COMPOSITION, heldout_of, history_rows, pct
 
 
 class HistoryReply(Message):
@@ -28,8 +28,22 @@ def flatten_iteration(doc: dict) -> dict[str, str]:
     out: dict[str, str] = {}
     ev = doc.get("eval") if isinstance(doc.get("eval"), dict) else {}
     scores = ev.get("scores") if isinstance(ev.get("scores"), dict) else {}
+    held = heldout_of(ev)
+    out["held-out"] = f"{held.correct}/{held.total}" if held else "-"
+    out["held-out %"] = pct(held.accuracy) if held else "-"
     for label, key in BFCL_COLUMNS:
         out[f"BFCL {label}"] = pct(scores.get(key)) if isinstance(scores.get(key), (int, float)) else "-"
+    out["BFCL categories"] = held.categories_label if held else "-"  # "partial, 4/17": the Overall counts the rest 0
+    for cat, c in (held.per_category.items() if held else ()):
+        out[f"held-out {cat}"] = f"{c['correct']}/{c['total']}"
+    probe = doc.get("probe") if isinstance(doc.get("probe"), dict) else {}
+    if isinstance(probe.get("samples"), int) and probe["samples"]:
+        out["probe mastered %"] = pct(probe.get("mastered", 0) / probe["samples"])
+    for kind, k in sorted((probe.get("by_kind") or {}).items()):
+        if isinstance(k, dict) and k.get("total"):
+            out[f"probe {kind} mastered %"] = pct(k.get("mastered", 0) / k["total"])
+    for cls, n in (probe.get("failure_classes") or {}).items():
+        out[f"failures {cls}"] = str(n)
     comp = doc.get("assemble") if isinstance(doc.get("assemble"), dict) else {}
     for key in COMPOSITION:
         out[key] = str(comp.get(key, "-"))
@@ -48,7 +62,7 @@ def flatten_run(iter_docs: list[dict]) -> dict[str, str]:
     out: dict[str, str] = {}
     for doc in sorted(iter_docs, key=lambda d: d.get("iteration", 0)):
         flat = flatten_iteration(doc)
-        for k in ("BFCL Overall", "error_seeds", "total", "label corrections"):
+        for k in ("held-out %", "BFCL Overall", "error_seeds", "total", "label corrections"):
             out[f"iter {doc.get('iteration')} {k}"] = flat[k]
     return out
 
@@ -105,11 +119,11 @@ class HistoryScreen(Screen):
             runs.add_column(col, key=col)
         its = self.query_one("#iterations", DataTable)
         its.border_title = "Iterations of the open run (space: mark, c: compare 2)"
-        for col in ("✓", "iter", "BFCL Overall", "ES", "EE", "HPPL", "fresh", "relabel"):
+        for col in ("✓", "iter", "held-out", "%", "BFCL Overall", "ES", "EE", "HPPL", "fresh", "relabel"):
             its.add_column(col, key=col)
         ev = self.query_one("#evals", DataTable)
         ev.border_title = "Evals of the open run"
-        for col in ("eval", "iter", "Overall"):
+        for col in ("eval", "iter", "held-out", "Overall"):
             ev.add_column(col, key=col)
         cmp_ = self.query_one("#compare", DataTable)
         cmp_.border_title = "Side by side"
@@ -173,15 +187,20 @@ class HistoryScreen(Screen):
         for doc in sorted(self.iterations.get(self.open_run, []), key=lambda d: d.get("iteration", 0)):
             flat = flatten_iteration(doc)
             key = str(doc.get("iteration"))
-            t.add_row("✓" if key in self.marked_iters else "", key, flat["BFCL Overall"], flat["error_seeds"],
-                      flat["expansions"], flat["high_ppl"], flat["fresh_seeds"], flat["label corrections"], key=key)
+            overall = flat["BFCL Overall"] + (" (partial)" if flat["BFCL categories"].startswith("partial") else "")
+            t.add_row("✓" if key in self.marked_iters else "", key, flat["held-out"], flat["held-out %"], overall,
+                      flat["error_seeds"], flat["expansions"], flat["high_ppl"], flat["fresh_seeds"],
+                      flat["label corrections"], key=key)
 
     def fill_evals(self) -> None:
         t = self.query_one("#evals", DataTable)
         t.clear()
         for e in self.evals.get(self.open_run, []):
             scores = e.get("scores") if isinstance(e.get("scores"), dict) else {}
-            t.add_row(str(e.get("eval_id", "?")), str(e.get("iteration", "-")), pct(scores.get("overall")))
+            held = None if str(e.get("benchmark", "")).startswith("ace") else heldout_of(e)
+            t.add_row(str(e.get("eval_id", "?")), str(e.get("iteration", "-")),
+                      f"{held.correct}/{held.total} {pct(held.accuracy)}%" if held else "-",
+                      pct(scores.get("overall")) + (" (partial)" if held and held.partial else ""))
 
     def status(self, text: str) -> None:
         self.query_one("#history-status", Label).update(text)

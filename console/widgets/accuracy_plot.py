@@ -1,4 +1,6 @@
-"""BFCL-v3 and ACEBench Overall across iterations (plotext through textual-plotext).
+"""The held-out accuracy (the run's own metric) and ACEBench Overall across iterations (plotext
+through textual-plotext). The BFCL-v3 Overall is plotted only from a core that sends no held-out
+counts: over a subset it counts every unevaluated category as 0 (console/telemetry.py HeldOut.partial).
 
 Replotting is CPU work on the UI loop, so it happens only when a score changes (a few times a run).
 """
@@ -6,19 +8,23 @@ from __future__ import annotations
 
 from textual_plotext import PlotextPlot
 
+LINES = (("heldout", "held-out", "cyan"), ("bfcl", "BFCL-v3", "cyan"),  # (points key, legend, colour)
+         ("acebench", "ACEBench", "magenta"))
+
 
 class AccuracyPlot(PlotextPlot):
     def on_mount(self) -> None:
         self.show({})
 
     def show(self, points: dict[str, list[tuple[int, float]]]) -> None:
+        """points: line key of LINES -> [(iteration, accuracy as a fraction or a percent)]."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("Overall (%) by iteration")
+        plt.title("accuracy (%) by iteration")
         any_points = False
-        for bench, label, color in (("bfcl", "BFCL-v3", "cyan"), ("acebench", "ACEBench", "magenta")):
-            pts = points.get(bench) or []
+        for key, label, color in LINES:
+            pts = points.get(key) or []
             if pts:
                 any_points = True
                 xs = [j for j, _ in pts]
