@@ -123,7 +123,9 @@ class EvalSection(_Strict):
     acebench_categories: str = "all"  # all | normal | special | agent | comma list of categories
     acebench_per_category: int | None = Field(None, ge=1)  # seeded subset (holdout_seed); None = all
     acebench_max_new_tokens: int = Field(512, ge=1)
-    acebench_data_dir: str | None = None  # None = the sha256-checked download in $LOOPTOOL_HOME
+    # ACEBench's data_en folder (checked against its sha256 values); None = the checked download in
+    # $LOOPTOOL_HOME. Neither available (offline): the eval stage skips ACEBench, says why in acebench_skipped
+    acebench_data_dir: str | None = None
     acebench_user_model: str | None = None  # agent_multi_turn's simulated user; None = the policy
     acebench_user_backend: Literal["hf", "vllm", "openai", "openai-chat"] | None = None
     acebench_user_base_url: str | None = None

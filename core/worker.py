@@ -166,7 +166,8 @@ def _assemble(ctx: StageContext) -> dict:
 
 
 def _eval(ctx: StageContext) -> dict:
-    """BFCL-v3 on the run's held-out subset with this iteration's policy (iteration 0 = base model)."""
+    """BFCL-v3 on the run's held-out subset with this iteration's policy (iteration 0 = base model), then
+    ACEBench's seeded subset when eval.acebench is set."""
     from core.backends import load_backend
     from evals.bfcl import EvalConfig, run_eval
     from evals.bfcl_data import parse_categories
@@ -194,11 +195,18 @@ def _eval(ctx: StageContext) -> dict:
     if e.acebench:
         from evals.acebench import run_eval_for_loop
 
-        ace = run_eval_for_loop(model=model, adapter=adapter, cfg=ctx.cfg,
+        # Offline and without eval.acebench_data_dir the data cannot be had: the run goes on with BFCL
+        # and says why in the summary (acebench_skipped) and in a warning; any other error fails the stage.
+        ace = run_eval_for_loop(model=model, adapter=adapter, cfg=ctx.cfg, skip_unavailable=True,
                                 on_progress=lambda done, total: ctx.progress("eval", done, total,
                                                                              benchmark="acebench"),
                                 checkpoint=ctx.control.checkpoint)
-        summary["acebench"] = {**ace, "run_dir": str(ctx.run_dir), "iteration": ctx.iteration}
+        if ace.get("skipped"):
+            summary["acebench_skipped"] = ace["skipped"]
+            ctx.emit("event", {"event": "warning", "stage": "eval", "iteration": ctx.iteration,
+                               "benchmark": "acebench", "message": ace["skipped"]})
+        else:
+            summary["acebench"] = {**ace, "run_dir": str(ctx.run_dir), "iteration": ctx.iteration}
     mark_done(ctx.iter_dir, "eval", summary)
     return summary
 

@@ -5,6 +5,10 @@
 * :func:`download` fetches the files with httpx from GitHub's raw host (or any base URL serving the
   upstream layout, e.g. a local mirror), checks each file's sha256 before it is written, and writes it
   atomically (temporary file + rename), so a partial or corrupted download never looks complete.
+  A server that cannot be reached (within ``connect_timeout`` when nothing answers) or that refuses
+  raises :class:`DataUnavailable`; the loop's eval stage then skips ACEBench (evals/acebench/loop.py).
+
+    python -m evals.acebench.fetch [TARGET]   download into TARGET (default: the cache) and verify
 """
 from __future__ import annotations
 
@@ -20,6 +24,16 @@ from core.errors import UserError
 CHECKSUMS = Path(__file__).with_name("checksums.json")
 RAW_BASE = "https://raw.githubusercontent.com"
 URL_ENV = "LOOPTOOL_ACEBENCH_URL"  # optional mirror: <base>/<upstream_dir>/<file>
+
+
+class DataUnavailable(UserError):
+    """The data cannot be had: no complete copy and the download could not reach its server (offline,
+    firewalled) or was refused. ``reason`` is the cause alone, without the advice on what to do.
+    An altered file (sha256 mismatch) is a different, louder failure: a plain UserError."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 @lru_cache(maxsize=1)
@@ -75,14 +89,18 @@ def verify(root: Path) -> None:
 
 
 def download(target: Path | None = None, base_url: str | None = None, timeout: float = 60.0,
-             progress=None) -> Path:
-    """Fetch every file that is missing or wrong into ``target`` (default: :func:`default_dir`)."""
+             progress=None, connect_timeout: float = 10.0) -> Path:
+    """Fetch every file that is missing or wrong into ``target`` (default: :func:`default_dir`).
+
+    Raises DataUnavailable when the server cannot be reached (``connect_timeout`` bounds each connection
+    attempt, so a firewalled machine fails in seconds, not minutes) or answers other than 200."""
     import httpx
 
     target = target or default_dir()
     base = (base_url or default_base_url()).rstrip("/")
     m = manifest()
-    with httpx.Client(timeout=timeout, follow_redirects=True) as client:
+    limits = httpx.Timeout(timeout, connect=min(timeout, connect_timeout))
+    with httpx.Client(timeout=limits, follow_redirects=True) as client:
         for rel, meta in m["files"].items():
             dest = target / rel
             if dest.is_file() and sha256_file(dest) == meta["sha256"]:
@@ -91,12 +109,13 @@ def download(target: Path | None = None, base_url: str | None = None, timeout: f
             try:
                 resp = client.get(url)
             except httpx.HTTPError as e:
-                raise UserError(f"cannot download ACEBench data ({url}): {type(e).__name__}: {e}. "
-                                f"Offline? Pass --data-dir with a copy of ACEBench's data_en folder "
-                                f"(commit {m['commit'][:12]})") from None
+                reason = f"cannot download ACEBench data ({url}): {type(e).__name__}: {e}"
+                raise DataUnavailable(f"{reason}. Offline? Pass --data-dir with a copy of ACEBench's data_en "
+                                      f"folder (commit {m['commit'][:12]})", reason) from None
             if resp.status_code != 200:
-                raise UserError(f"cannot download ACEBench data: {url} answered HTTP {resp.status_code}. "
-                                f"Pass --data-dir with a copy of ACEBench's data_en folder (commit {m['commit'][:12]})")
+                reason = f"cannot download ACEBench data: {url} answered HTTP {resp.status_code}"
+                raise DataUnavailable(f"{reason}. Pass --data-dir with a copy of ACEBench's data_en folder "
+                                      f"(commit {m['commit'][:12]})", reason)
             body = resp.content
             got = hashlib.sha256(body).hexdigest()
             if got != meta["sha256"]:
@@ -123,3 +142,25 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path:
         _verified.add(str(root.resolve()))
         return root
     return download(root)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m evals.acebench.fetch [TARGET]``: download (or complete) and verify, print the folder."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) > 1 or (args and args[0].startswith("-")):
+        sys.exit("usage: python -m evals.acebench.fetch [TARGET]   (default TARGET: "
+                 f"{default_dir()}; mirror: ${URL_ENV})")
+    try:
+        root = download(Path(args[0]) if args else None, progress=lambda rel: print(f"  {rel}", file=sys.stderr))
+    except DataUnavailable as e:
+        sys.exit(f"error: {e.reason}. Offline? Set ${URL_ENV} to a mirror, or copy ACEBench's data_en folder "
+                 f"(commit {commit()[:12]}) by hand and name it with --data-dir or eval.acebench_data_dir")
+    except UserError as e:
+        sys.exit(f"error: {e}")
+    print(root)
+
+
+if __name__ == "__main__":
+    main()
