@@ -42,6 +42,9 @@ class SeedsSection(_Strict):
     pool_size: int = Field(2000, ge=1)
     text_fraction: float = Field(0.15, ge=0, le=1, description="share of non-call (clarify/refuse) samples")
     multi_turn_fraction: float = Field(0.3, ge=0, le=1)
+    refuse_share: float | None = Field(None, ge=0, le=1, description="share of the text samples that "
+                                       "refuse (no tool fits) rather than ask for a missing parameter; "
+                                       "None = equal odds")
     contamination_guard: bool = True
 
 

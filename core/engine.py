@@ -1,7 +1,11 @@
 """The loop engine: an asyncio state machine over run -> iteration -> stage.
 
-    seed -> eval(iteration 0, the base model) -> for j in 1..N: train -> probe -> judge -> expand ->
-    assemble -> eval(j)                       (static ablation: train -> assemble -> eval)
+    seed -> eval(iteration 0, the base model) -> for j in 1..N: train -> eval(j) -> probe -> judge ->
+    expand -> assemble                        (static ablation: train -> eval(j) -> assemble)
+
+eval(j) comes right after train, so the operator sees iteration j's accuracy before the data work for
+D_{j+1}. The last iteration stops after its eval: probe, judge, expand and assemble exist only to build
+D_{j+1}, and there is none after the last one (on the cpu-demo they cost ~4.5 minutes for nothing).
 
 Each stage runs in a spawned worker process (core/worker.py), so its model is freed when it ends. A
 stage that finished wrote a `<stage>.done` marker and is skipped on resume; a stage that was killed
@@ -27,8 +31,9 @@ from core import paths
 from core.config import RunConfig, parse
 from core.stages.base import is_done
 
-LOOP_STAGES = ("train", "probe", "judge", "expand", "assemble", "eval")
-STATIC_STAGES = ("train", "assemble", "eval")
+LOOP_STAGES = ("train", "eval", "probe", "judge", "expand", "assemble")
+STATIC_STAGES = ("train", "eval", "assemble")
+LAST_ITERATION_STAGES = ("train", "eval")  # nothing after the last eval feeds a D_{N+1}
 
 
 def new_run_id(cfg: RunConfig) -> str:
@@ -193,14 +198,9 @@ class Engine:
                 return self._finish("stopped")
             if self.cfg.eval.after_each_iteration and not await self._stage("eval", 0):
                 return self._finish("stopped")
-            stages = STATIC_STAGES if self.cfg.assemble.static else LOOP_STAGES
             for j in range(1, self.cfg.run.iterations + 1):
                 self._set(iteration=j)
-                for stage in stages:
-                    if stage == "assemble" and j == self.cfg.run.iterations:
-                        continue  # no D_{N+1} after the last iteration
-                    if stage == "eval" and not self.cfg.eval.after_each_iteration:
-                        continue
+                for stage in iteration_stages(self.cfg, j):
                     if not await self._stage(stage, j):
                         return self._finish("stopped")
                 self._record_iteration(j)
@@ -306,6 +306,14 @@ class Engine:
         if self.store is not None:
             self.store.add_doc("iterations", doc, key="key")
             self.store.flush()
+
+
+def iteration_stages(cfg: RunConfig, j: int) -> list[str]:
+    """The stages of iteration j, in order (see the module docstring)."""
+    stages = STATIC_STAGES if cfg.assemble.static else LOOP_STAGES
+    if j == cfg.run.iterations:
+        stages = tuple(s for s in stages if s in LAST_ITERATION_STAGES)
+    return [s for s in stages if s != "eval" or cfg.eval.after_each_iteration]
 
 
 def _lock_run(run_dir: Path):

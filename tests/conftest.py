@@ -25,9 +25,10 @@ def embedded_path() -> str:
 
 @pytest.fixture(scope="session")
 def hf_backend(embedded_path):
-    """One HF backend on the embedded model for the whole session (CPU here, batch size 4)."""
+    """One HF backend on the embedded model for the whole session (CPU here, batch size 4), in float32:
+    the backend tests pin padding, ordering and logprobs bit for bit, which bf16 rounding blurs."""
     from core.backends.hf import HFBackend
 
-    backend = HFBackend(embedded_path, batch_size=4)
+    backend = HFBackend(embedded_path, batch_size=4, dtype="float32")
     yield backend
     backend.close()

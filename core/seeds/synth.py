@@ -35,11 +35,15 @@ PERSONAS = [("", ""), ("Hi! ", " Thanks!"), ("Hello, ", " Thank you."), ("Hey, "
             ("Dear assistant, ", " Kind regards."), ("Yo, ", " Cheers.")]
 STYLES = ["{}.", "Can you {}?", "Could you please {}?", "I need you to {}.", "Please {}.",
           "I'd like you to {}.", "Help me {}.", "Would you {} for me?"]
-CLARIFY = ["Could you tell me the {w}?", "I can help with that, but I need the {w} first. What should it be?",
-           "Happy to help! Which {w} should I use?", "Before I proceed, please provide the {w}."]
+# Every text label opens with the same token ("I"). The choice between answering and calling is made
+# at the first token, against the single "[" that opens every call list; text openings spread over
+# several tokens each stay below "[" after SFT, and greedy decoding then never answers in prose
+# (measured: 0/21 clarify and 0/8 refuse samples mastered with varied openings).
+CLARIFY = ["I need the {w} first. What should it be?", "I can help with that, but I need the {w} first. What should it be?",
+           "I can do that once I know the {w}. Which {w} should I use?", "I need one more detail: the {w}. Could you tell me?"]
 REFUSE = ["I'm sorry, but none of the available tools can {i}.",
-          "Unfortunately I can't help with that: no available function can {i}.",
-          "None of the tools I have access to can {i}, so I can't do that here."]
+          "I can't help with that: no available function can {i}.",
+          "I don't have a tool that can {i}, so I can't do that here."]
 ANSWERS = ["Sure: {c}.", "It should be {c}.", "Oh right, {c}.", "{C}, please."]
 SUMMARY = ["Done! The request went through (reference {ref}).", "I found {n} results for you.",
            "All set: {n} matches came back, reference {ref}."]
@@ -206,9 +210,11 @@ def _main_api(rng: Random, kind: str) -> ApiSpec:
     raise RuntimeError(f"no API fits dialogue kind {kind}")  # pragma: no cover - the catalogue always fits
 
 
-def synth_one(sid: str, rng: Random, is_text: bool, is_multi: bool) -> Sample:
+def synth_one(sid: str, rng: Random, is_text: bool, is_multi: bool, refuse_share: float | None = None) -> Sample:
     if is_text:
-        kind = ("mt_" if is_multi else "") + rng.choice(TEXT_KINDS)
+        text_kind = rng.choice(TEXT_KINDS) if refuse_share is None else \
+            ("refuse" if rng.random() < refuse_share else "clarify")
+        kind = ("mt_" if is_multi else "") + text_kind
     else:
         kind = _pick(rng, MULTI_CALL if is_multi else SINGLE_CALL)
     main = _main_api(rng, kind)
@@ -237,8 +243,11 @@ def synth_one(sid: str, rng: Random, is_text: bool, is_multi: bool) -> Sample:
                   source="seed:procedural", meta={"kind": kind, "leaves": leaf_of})
 
 
-def synthesize(n: int, seed: int = 0, text_fraction: float = 0.15, multi_turn_fraction: float = 0.3) -> list[Sample]:
-    """n procedural samples with ids syn-<seed>-<i>; deterministic under seed."""
+def synthesize(n: int, seed: int = 0, text_fraction: float = 0.15, multi_turn_fraction: float = 0.3,
+               refuse_share: float | None = None) -> list[Sample]:
+    """n procedural samples with ids syn-<seed>-<i>; deterministic under seed. `refuse_share`: the share
+    of text samples that are refusals (the rest ask for a missing parameter); None draws both kinds
+    with equal odds."""
     plan = random.Random(f"plan-{seed}-{n}")
     n_text = round(n * text_fraction)
     n_multi = round(n * multi_turn_fraction)
@@ -246,7 +255,7 @@ def synthesize(n: int, seed: int = 0, text_fraction: float = 0.15, multi_turn_fr
     multi_flags = [True] * n_multi + [False] * (n - n_multi)
     plan.shuffle(text_flags)
     plan.shuffle(multi_flags)
-    return [synth_one(f"syn-{seed}-{i}", random.Random(f"{seed}-{i}"), text_flags[i], multi_flags[i])
+    return [synth_one(f"syn-{seed}-{i}", random.Random(f"{seed}-{i}"), text_flags[i], multi_flags[i], refuse_share)
             for i in range(n)]
 
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from core.errors import UserError
+from core.hardware import cpu_native_bf16
 from core.schema import Sample
 from core.stages.base import StageContext, is_done, mark_done
 from core.stages.train_callback import LoopCallback, latest_checkpoint
@@ -140,7 +141,8 @@ def training_args(ctx: StageContext, method: str, n_rows: int, output_dir: Path)
     tcfg = ctx.cfg.train
     nproc = int(os.environ.get("WORLD_SIZE", "1"))
     on_cpu = ctx.cfg.model.device == "cpu" or not torch.cuda.is_available()
-    bf16 = not on_cpu and torch.cuda.is_bf16_supported()
+    # bf16 autocast where the hardware has it natively (CUDA, or a CPU with AVX512-BF16/AMX)
+    bf16 = cpu_native_bf16() if on_cpu else torch.cuda.is_bf16_supported()
     common = dict(
         output_dir=str(output_dir), num_train_epochs=tcfg.epochs, weight_decay=0.01, max_grad_norm=1.0,
         logging_strategy="steps", logging_steps=1, save_strategy="no", save_total_limit=SAVE_TOTAL_LIMIT,
@@ -181,7 +183,9 @@ def load_model(ctx: StageContext, args):
     from transformers import AutoModelForCausalLM
 
     tcfg = ctx.cfg.train
-    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    # bf16 weights on GPU; on CPU the weights (and LoRA's optimizer state) stay fp32 and bf16 comes
+    # from autocast (args.bf16): master weights in bf16 lose LoRA's small updates to rounding.
+    dtype = torch.bfloat16 if args.bf16 and not args.use_cpu else torch.float32
     model = AutoModelForCausalLM.from_pretrained(ctx.model_path, dtype=dtype)
     if not tcfg.lora:
         if ctx.adapter:
