@@ -40,10 +40,12 @@ def finish(proc: subprocess.Popen, log: list[str]) -> int:
 
 
 def counts(run_dir: Path) -> dict:
-    """Records per output file, and the ids in each (no duplicates allowed)."""
+    """Records per output file, and the ids in each (no duplicates allowed); the train curve is keyed by
+    optimizer step (a resumed training must not repeat or lose a step)."""
     out = {}
     for f in sorted(run_dir.rglob("*.jsonl")):
-        ids = [json.loads(x)["id"] for x in f.read_text().splitlines()]
+        key = "step" if f.name == "train_curve.jsonl" else "id"
+        ids = [json.loads(x)[key] for x in f.read_text().splitlines()]
         assert len(ids) == len(set(ids)), f"duplicate ids in {f}"
         out[str(f.relative_to(run_dir))] = sorted(ids)
     for f in sorted(run_dir.rglob("composition.json")):
