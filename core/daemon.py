@@ -54,6 +54,7 @@ class CoreDaemon:
         self._pending: dict[str, dict] = {}  # stream -> latest merged fields, flushed at <= 2 Hz
         self._status_dirty = True
         self._status_at = 0.0
+        self._published_state: str | None = None  # the engine state of the last status published
         self._seq = 0
         self._rates: dict[str, tuple[float, int, float, int]] = {}  # stage -> (t0, done0, t_last, done_last)
         self._eta: float | None = None
@@ -152,7 +153,12 @@ class CoreDaemon:
     def _on_engine(self, kind: str, data: dict) -> None:
         try:
             if kind == "status":
-                self._mark_status()
+                # a state change (paused -> evaluating -> paused can last under the 2 Hz window) goes
+                # out at once; progress-only changes wait for the next flush
+                if self.engine.state.get("state") != self._published_state:
+                    self._publish_status()
+                else:
+                    self._mark_status()
             elif kind == "progress":
                 self._on_progress(data)
             elif kind == "metrics":
@@ -263,6 +269,7 @@ class CoreDaemon:
     def _publish_status(self) -> None:
         self._status_dirty = False
         self._status_at = time.monotonic()
+        self._published_state = self.engine.state.get("state")
         self.bus.publish_nowait(self.t("status"), self.status().dump(), qos=1, retain=True)
 
     def _flush(self, force_status: bool = False) -> None:
