@@ -194,6 +194,15 @@ def _num(x, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}g}"
 
 
+def _per_iteration_table(title: str, first: str, iterations: list[dict]) -> Table:
+    """A table with a row label column and one right-aligned column per iteration."""
+    t = Table(title=title, title_justify="left")
+    t.add_column(first)
+    for i in iterations:
+        t.add_column(f"iter {i['iteration']}", justify="right")
+    return t
+
+
 def print_instruments(inst: dict, console: Console | None = None) -> None:
     """Probe mastery per kind, failure classes, eval error types per category, train curve summary:
     one column per iteration, so what moved between iterations reads across a row."""
@@ -201,10 +210,7 @@ def print_instruments(inst: dict, console: Console | None = None) -> None:
     its = inst.get("iterations", [])
     probed = [i for i in its if i["by_kind"]]
     if probed:
-        t = Table(title="probe: mastered per kind", title_justify="left")
-        t.add_column("kind")
-        for i in probed:
-            t.add_column(f"iter {i['iteration']}", justify="right")
+        t = _per_iteration_table("probe: mastered per kind", "kind", probed)
         for kind in sorted({k for i in probed for k in i["by_kind"]}):
             cells = []
             for i in probed:
@@ -215,10 +221,7 @@ def print_instruments(inst: dict, console: Console | None = None) -> None:
         console.print(t)
     classified = [i for i in its if i["failure_classes"]]
     if classified:
-        t = Table(title="probe: failure classes", title_justify="left")
-        t.add_column("class")
-        for i in classified:
-            t.add_column(f"iter {i['iteration']}", justify="right")
+        t = _per_iteration_table("probe: failure classes", "class", classified)
         for cls in classified[0]["failure_classes"]:
             t.add_row(cls, *(str(i["failure_classes"].get(cls, 0)) for i in classified))
         console.print(t)
