@@ -211,40 +211,57 @@ def test_grpo_step_with_exact_match_reward(tmp_path, embedded_path):
     assert (tmp_path / "iter-1" / "policy" / "adapter_config.json").is_file()
 
 
+class BlockingSeenControl(Control):
+    """The real Control, which also says when the trainer is blocked in a pause (a test needs to know
+    the pause took effect, not guess it with a sleep: a checkpoint can take seconds on a busy CI)."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocked = threading.Event()
+
+    def checkpoint(self, on_pause=None):
+        if self.pause.is_set():
+            self.blocked.set()
+        super().checkpoint(on_pause)
+
+
 @pytest.mark.slow
 def test_pause_saves_checkpoint_then_resumes(tmp_path, embedded_path):
     first_step = threading.Event()
+    steps: list[int] = []
 
     def on_event(kind, data):
-        if kind == "progress" and data["done"] == 1:
-            first_step.set()
+        if kind == "progress":
+            steps.append(data["done"])
+            if data["done"] == 1:
+                first_step.set()
 
     ctx = make_ctx(tmp_path, make_cfg("sft", save_every_s=0.0), embedded_path,  # + a checkpoint every step
                    on_event=on_event)
+    ctx.control = BlockingSeenControl()
     data = [call_sample(i) for i in range(4)]
     seen = {}
+    root = tmp_path / "iter-1" / "train-ckpt"
 
     def operator():
         first_step.wait(300)
         ctx.control.pause.set()
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            root = tmp_path / "iter-1" / "train-ckpt"
-            ckpts = sorted(p.name for p in root.glob("checkpoint-*")) if root.exists() else []
-            if ckpts and latest_checkpoint(root) is not None:
-                time.sleep(1.0)  # still paused: nothing moves on
-                seen["ckpts"] = sorted(p.name for p in root.glob("checkpoint-*"))
-                seen["latest"] = latest_checkpoint(root).name
-                break
-            time.sleep(0.1)
+        if ctx.control.blocked.wait(300):
+            ckpts = sorted(p.name for p in root.glob("checkpoint-*"))
+            latest, steps_then = latest_checkpoint(root), len(steps)
+            time.sleep(1.0)  # still paused: nothing moves on
+            seen.update(ckpts=ckpts, latest=latest.name if latest else None, moved=len(steps) - steps_then,
+                        after=sorted(p.name for p in root.glob("checkpoint-*")))
         ctx.control.pause.clear()
 
     t = threading.Thread(target=operator)
     t.start()
     stats = train.run(ctx, data)
     t.join()
-    assert seen, "no checkpoint appeared while paused"
-    assert len(seen["ckpts"]) <= 2 and seen["latest"] == seen["ckpts"][-1]
+    assert seen, "the trainer never blocked in the pause"
+    # the pause wrote a complete checkpoint for the step it stopped at, and nothing moved while paused
+    assert seen["ckpts"] and seen["latest"] == seen["ckpts"][-1] and len(seen["ckpts"]) <= 2
+    assert seen["moved"] == 0 and seen["after"] == seen["ckpts"]
     assert int(seen["latest"].split("-")[1]) < 4
     assert stats["steps"] == 4 and stats["max_steps"] == 4
 
