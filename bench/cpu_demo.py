@@ -22,6 +22,7 @@ Statistics (bench/intervals.py), all 95 %:
     .venv/bin/python bench/cpu_demo.py                       # both runs (about 1.5 h on 2 cores)
     .venv/bin/python bench/cpu_demo.py --presets cpu-demo    # one
     .venv/bin/python bench/cpu_demo.py --acebench-data /work/shared/acebench/data_en   # with ACEBench offline
+    .venv/bin/python bench/cpu_demo.py --seed 1 --holdout-seed 99     # another seed and held-out draw
     .venv/bin/python bench/cpu_demo.py --summarize RUN_DIR [RUN_DIR ...]   # report finished runs
 
 --acebench-data DIR runs each preset from a temporary copy of its config with eval.acebench_data_dir = DIR
@@ -50,36 +51,61 @@ STAGES = ("seed", "train", "probe", "judge", "expand", "assemble", "eval")
 
 # -- running ------------------------------------------------------------------------------------------
 
-def with_acebench_data(config_text: str, data_dir: Path) -> str:
-    """The config text with ``eval.acebench_data_dir = data_dir`` (replacing any value it had)."""
-    lines = [ln for ln in config_text.splitlines() if not ln.strip().startswith("acebench_data_dir")]
-    setting = f"acebench_data_dir = {json.dumps(str(data_dir))}"  # a JSON string is a TOML basic string
-    if "[eval]" in (ln.strip() for ln in lines):
-        at = next(i for i, ln in enumerate(lines) if ln.strip() == "[eval]")
-        lines.insert(at + 1, setting)
+def with_setting(config_text: str, section: str, key: str, value: str | int) -> str:
+    """The config text with ``[section] key = value`` (replacing the value it had in that section)."""
+    lines, current, at = [], None, None
+    for ln in config_text.splitlines():
+        stripped = ln.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[]").strip()
+        elif current == section and stripped.split("=")[0].strip() == key:
+            continue
+        lines.append(ln)
+        if current == section and at is None:
+            at = len(lines)
+    setting = f"{key} = {json.dumps(value)}"  # a JSON string or integer is a TOML one
+    if at is None:
+        lines += ["", f"[{section}]", setting]
     else:
-        lines += ["", "[eval]", setting]
+        lines.insert(at, setting)
     return "\n".join(lines) + "\n"
 
 
-def preset_config(preset: str, acebench_data: Path | None, home: Path) -> str:
-    """What ``--config`` gets: the preset's name, or a temporary copy with the ACEBench data folder set."""
-    if acebench_data is None:
+def with_acebench_data(config_text: str, data_dir: Path) -> str:
+    """The config text with ``eval.acebench_data_dir = data_dir`` (replacing any value it had)."""
+    return with_setting(config_text, "eval", "acebench_data_dir", str(data_dir))
+
+
+def preset_config(preset: str, acebench_data: Path | None, home: Path, seed: int | None = None,
+                  holdout_seed: int | None = None) -> str:
+    """What ``--config`` gets: the preset's name, or a temporary copy with the ACEBench data folder,
+    run.seed and eval.holdout_seed set where given."""
+    if acebench_data is None and seed is None and holdout_seed is None:
         return preset
     from core import config
 
-    text = with_acebench_data(config.preset_text(preset), acebench_data)
-    assert config.parse(text, preset).eval.acebench_data_dir == str(acebench_data)
+    text = config.preset_text(preset)
+    if acebench_data is not None:
+        text = with_acebench_data(text, acebench_data)
+    if seed is not None:
+        text = with_setting(text, "run", "seed", seed)
+    if holdout_seed is not None:
+        text = with_setting(text, "eval", "holdout_seed", holdout_seed)
+    cfg = config.parse(text, preset)
+    assert acebench_data is None or cfg.eval.acebench_data_dir == str(acebench_data)
+    assert seed is None or cfg.run.seed == seed
+    assert holdout_seed is None or cfg.eval.holdout_seed == holdout_seed
     path = home / f"{preset}.toml"
     path.write_text(text)
     return str(path)
 
 
-def run_preset(preset: str, home: Path, acebench_data: Path | None = None) -> Path:
+def run_preset(preset: str, home: Path, acebench_data: Path | None = None, seed: int | None = None,
+               holdout_seed: int | None = None) -> Path:
     env = {**os.environ, "LOOPTOOL_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     env.setdefault("LOOPTOOL_MODELS", str(Path.home() / ".cache" / "looptool" / "models"))
     log = home / f"{preset}.log"
-    config = preset_config(preset, acebench_data, home)
+    config = preset_config(preset, acebench_data, home, seed, holdout_seed)
     print(f"running {preset} (config: {config}; log: {log}) ...", flush=True)
     with open(log, "w") as out:
         rc = subprocess.call([sys.executable, "-m", "console.cli", "core", "--no-bus", "--config", config],
@@ -227,6 +253,8 @@ def main() -> None:
     ap.add_argument("--acebench-data", type=Path, metavar="DIR",
                     help="ACEBench's English data_en folder: set as eval.acebench_data_dir in a temporary copy "
                          "of each preset's config")
+    ap.add_argument("--seed", type=int, help="run.seed for every preset (default: the presets' own)")
+    ap.add_argument("--holdout-seed", type=int, help="eval.holdout_seed for every preset: another held-out draw")
     ap.add_argument("--json", type=Path, help="also write the summaries (and the comparison) here")
     args = ap.parse_args()
     if args.summarize:
@@ -243,7 +271,7 @@ def main() -> None:
             except UserError as e:
                 sys.exit(f"--acebench-data: {e}")
         home = Path(tempfile.mkdtemp(prefix="looptool-cpu-demo-"))
-        run_dirs = [run_preset(p, home, acebench_data) for p in args.presets]
+        run_dirs = [run_preset(p, home, acebench_data, args.seed, args.holdout_seed) for p in args.presets]
     summaries = [summarize(d) for d in run_dirs]
     for s in summaries:
         report(s)

@@ -45,6 +45,9 @@ class SeedsSection(_Strict):
     refuse_share: float | None = Field(None, ge=0, le=1, description="share of the text samples that "
                                        "refuse (no tool fits) rather than ask for a missing parameter; "
                                        "None = equal odds")
+    refuse_same_domain: float = Field(0.0, ge=0, le=1, description="share of the refusals whose offered "
+                                      "tools come from the request's own domain (hard negatives: close "
+                                      "but unfit) instead of other domains")
     contamination_guard: bool = True
 
 
@@ -80,6 +83,9 @@ class TrainSection(_Strict):
 class ProbeSection(_Strict):
     max_new_tokens: int = Field(1024, ge=1)
     batch_size: int = Field(8, ge=1)
+    label_margin_tokens: int | None = Field(None, ge=0, description="stop each batch this many tokens past "
+                                            "its longest label: a longer reply cannot match it exactly. "
+                                            "None = max_new_tokens only (models that think first)")
     hppl_rule: Literal["top_ppl_fill", "none"] = "top_ppl_fill"
 
 

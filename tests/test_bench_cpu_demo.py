@@ -98,3 +98,14 @@ def test_acebench_data_copy_sets_only_the_data_dir(tmp_path):
     assert cpu_demo.preset_config("cpu-demo", None, tmp_path) == "cpu-demo"
     text = cpu_demo.with_acebench_data('[run]\nname = "x"\n', tmp_path)
     assert config.parse(text, "t").eval.acebench_data_dir == str(tmp_path)
+
+
+def test_seed_and_holdout_seed_copy_sets_only_those(tmp_path):
+    path = cpu_demo.preset_config("cpu-demo", None, tmp_path, seed=7, holdout_seed=99)
+    cfg, base = config.load(path), config.load("cpu-demo")
+    assert (cfg.run.seed, cfg.eval.holdout_seed, base.run.seed) == (7, 99, 0)
+    skip = {"run": {"seed"}, "eval": {"holdout_seed"}}
+    assert cfg.model_dump(exclude=skip) == base.model_dump(exclude=skip)
+    # a key of the same name in another section is left alone
+    text = cpu_demo.with_setting('[run]\nseed = 1\n[other]\nseed = 5\n', "run", "seed", 2)
+    assert text == '[run]\nseed = 2\n[other]\nseed = 5\n'

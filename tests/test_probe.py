@@ -168,3 +168,20 @@ def test_call_span_ppl_skips_the_think_block(hf_backend):
     rec = probe.make_record(sample("x", "hi", Label(text="Hello")), gen, MODE, tokenizer=tok)
     assert rec["ppl"] == pytest.approx(gen.perplexity)
     assert rec["ppl_call"] == pytest.approx(math.exp(0.5))
+
+
+def test_label_margin_cuts_each_batch_to_its_longest_label(hf_backend):
+    tok = hf_backend.tokenizer
+    short = sample("s", "Weather in Oslo please", Label(calls=[Call(name="get_weather", arguments={"city": "Oslo"})]))
+    long = sample("l", "Tell me a joke.", Label(text="Why did the chicken cross the road? To get to the other side."))
+    params = GenParams(max_new_tokens=40, temperature=0.0)
+    cfg = RunConfig.model_validate({"run": {"name": "t"}, "model": {"mode": "prompt"},  # a call is ~9 tokens
+                                    "probe": {"max_new_tokens": 40, "label_margin_tokens": 3}})
+    n_long = len(tok.encode(long.label.text, add_special_tokens=False))
+    assert probe.batch_params(params, [short, long], tok, cfg).max_new_tokens == min(40, n_long + 3)
+    n_short = probe.batch_params(params, [short], tok, cfg).max_new_tokens
+    assert 3 < n_short < n_long + 3
+    # never above max_new_tokens, and unset means unchanged (models that think before answering)
+    cfg.probe.label_margin_tokens = 1000
+    assert probe.batch_params(params, [long], tok, cfg).max_new_tokens == 40
+    assert probe.batch_params(params, [long], tok, make_cfg()) is params

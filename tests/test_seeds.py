@@ -196,6 +196,26 @@ def test_synthesize_is_deterministic_unique_valid_and_grounded():
     assert any("." in n for n in names) and any(n != n.lower() for n in names) and any("_" in n for n in names)
 
 
+def test_refusals_offer_same_domain_tools_when_asked():
+    domain = {leaf.key: leaf.domain for leaf in LEAVES}
+
+    def refusals(share):
+        out = [s for s in synthesize(200, seed=3, text_fraction=0.5, refuse_share=1.0, refuse_same_domain=share)
+               if s.meta["kind"].endswith("refuse")]
+        assert len(out) == 100 and all(validate(s) == [] for s in out)
+        return out
+
+    def same(s):  # every tool offered is a sibling of the leaf the user asked for, and none is that leaf
+        offered = set(s.meta["leaves"].values())
+        return s.meta["asked"] not in offered and {domain[leaf] for leaf in offered} == {domain[s.meta["asked"]]}
+
+    assert all(same(s) for s in refusals(1.0))
+    assert not any(same(s) for s in refusals(0.0))
+    assert 0.3 < sum(map(same, refusals(0.5))) / 100 < 0.7
+    other = [{domain[leaf] for leaf in s.meta["leaves"].values()} for s in refusals(0.0)]
+    assert all(domain[s.meta["asked"]] not in doms for s, doms in zip(refusals(0.0), other))
+
+
 def test_no_synthesized_name_or_query_is_an_eval_one():
     guard = Guard(acebench_dir=ACEBENCH)
     from core.seeds.contamination import name_key

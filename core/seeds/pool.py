@@ -59,7 +59,8 @@ def _load(cfg: RunConfig, n: int) -> tuple[list[Sample], list[tuple[str, str]], 
         from core.seeds.synth import synthesize
 
         return synthesize(n, seed=cfg.run.seed, text_fraction=s.text_fraction,
-                          multi_turn_fraction=s.multi_turn_fraction, refuse_share=s.refuse_share), [], extra
+                          multi_turn_fraction=s.multi_turn_fraction, refuse_share=s.refuse_share,
+                          refuse_same_domain=s.refuse_same_domain), [], extra
     if s.source == "file":
         from core.seeds.importers import import_file
 

@@ -47,7 +47,10 @@ REFUSE = ["I'm sorry, but none of the available tools can {i}.",
 ANSWERS = ["Sure: {c}.", "It should be {c}.", "Oh right, {c}.", "{C}, please."]
 SUMMARY = ["Done! The request went through (reference {ref}).", "I found {n} results for you.",
            "All set: {n} matches came back, reference {ref}."]
-SINGLE_CALL = (("simple", 35), ("multiple", 30), ("parallel", 15), ("parallel_multiple", 20))
+# Parallel (one function, several calls) outweighs parallel_multiple: with 15 / 20 a 128-sample dataset held
+# 7 parallel and 22 parallel_multiple samples, and the trained model answered BFCL parallel entries with
+# one call (wrong_count 28/50) and multiple entries with two (wrong_count 12/50).
+SINGLE_CALL = (("simple", 30), ("multiple", 30), ("parallel", 27), ("parallel_multiple", 13))
 MULTI_CALL = (("sequential", 40), ("clarify_then_call", 30), ("follow_up", 30))
 TEXT_KINDS = ("clarify", "refuse")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -186,8 +189,10 @@ def simulate(kind: str, rng: Random, apis: list[ApiSpec], p_opt: float = 0.45, p
     raise ValueError(f"unknown dialogue kind {kind!r}")
 
 
-def _other_leaves(rng: Random, exclude: set[str], k: int, other_domain_than: set[str] = frozenset()) -> list[Leaf]:
-    pool = [leaf for leaf in LEAVES if leaf.key not in exclude and leaf.domain not in other_domain_than]
+def _other_leaves(rng: Random, exclude: set[str], k: int, other_domain_than: set[str] = frozenset(),
+                  in_domain: str | None = None) -> list[Leaf]:
+    pool = [leaf for leaf in LEAVES if leaf.key not in exclude and leaf.domain not in other_domain_than
+            and (in_domain is None or leaf.domain == in_domain)]
     return rng.sample(pool, min(k, len(pool)))
 
 
@@ -210,7 +215,8 @@ def _main_api(rng: Random, kind: str) -> ApiSpec:
     raise RuntimeError(f"no API fits dialogue kind {kind}")  # pragma: no cover - the catalogue always fits
 
 
-def synth_one(sid: str, rng: Random, is_text: bool, is_multi: bool, refuse_share: float | None = None) -> Sample:
+def synth_one(sid: str, rng: Random, is_text: bool, is_multi: bool, refuse_share: float | None = None,
+              refuse_same_domain: float = 0.0) -> Sample:
     if is_text:
         text_kind = rng.choice(TEXT_KINDS) if refuse_share is None else \
             ("refuse" if rng.random() < refuse_share else "clarify")
@@ -221,8 +227,12 @@ def synth_one(sid: str, rng: Random, is_text: bool, is_multi: bool, refuse_share
     leaf_of = {main.name: main.leaf}
     if kind.endswith("refuse"):
         query_api = main
-        doms = {next(x for x in LEAVES if x.key == main.leaf).domain}
-        offered = [make_api(rng, leaf) for leaf in _other_leaves(rng, {main.leaf}, rng.randint(1, 3), doms)]
+        dom = next(x for x in LEAVES if x.key == main.leaf).domain
+        if refuse_same_domain and rng.random() < refuse_same_domain:  # a hard negative: a sibling tool that looks close but does not fit
+            leaves = _other_leaves(rng, {main.leaf}, rng.randint(1, 2), in_domain=dom)
+        else:
+            leaves = _other_leaves(rng, {main.leaf}, rng.randint(1, 3), {dom})
+        offered = [make_api(rng, leaf) for leaf in leaves]
         if kind == "mt_refuse":
             apis = [query_api, offered[0]]
         else:
@@ -239,15 +249,19 @@ def synth_one(sid: str, rng: Random, is_text: bool, is_multi: bool, refuse_share
     tools_specs = list({s.name: s for s in tools_specs}.values())
     rng.shuffle(tools_specs)
     leaf_of.update({s.name: s.leaf for s in tools_specs})
+    meta = {"kind": kind, "leaves": leaf_of}
+    if kind.endswith("refuse"):
+        meta["asked"] = main.leaf  # the leaf the user's request is for, which no offered tool serves
     return Sample(id=sid, tools=[s.doc for s in tools_specs], messages=messages, label=label,
-                  source="seed:procedural", meta={"kind": kind, "leaves": leaf_of})
+                  source="seed:procedural", meta=meta)
 
 
 def synthesize(n: int, seed: int = 0, text_fraction: float = 0.15, multi_turn_fraction: float = 0.3,
-               refuse_share: float | None = None) -> list[Sample]:
+               refuse_share: float | None = None, refuse_same_domain: float = 0.0) -> list[Sample]:
     """n procedural samples with ids syn-<seed>-<i>; deterministic under seed. `refuse_share`: the share
     of text samples that are refusals (the rest ask for a missing parameter); None draws both kinds
-    with equal odds."""
+    with equal odds. `refuse_same_domain`: the share of refusals whose offered tools come from the
+    request's own domain (hard negatives) rather than from other domains."""
     plan = random.Random(f"plan-{seed}-{n}")
     n_text = round(n * text_fraction)
     n_multi = round(n * multi_turn_fraction)
@@ -255,7 +269,8 @@ def synthesize(n: int, seed: int = 0, text_fraction: float = 0.15, multi_turn_fr
     multi_flags = [True] * n_multi + [False] * (n - n_multi)
     plan.shuffle(text_flags)
     plan.shuffle(multi_flags)
-    return [synth_one(f"syn-{seed}-{i}", random.Random(f"{seed}-{i}"), text_flags[i], multi_flags[i], refuse_share)
+    return [synth_one(f"syn-{seed}-{i}", random.Random(f"{seed}-{i}"), text_flags[i], multi_flags[i], refuse_share,
+                       refuse_same_domain)
             for i in range(n)]
 
 

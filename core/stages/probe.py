@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
@@ -106,6 +107,16 @@ def make_record(sample: Sample, gen: Generation, mode: str, list_as_set: bool = 
             "failure": None if r == 1.0 else classify(gen.text, sample, mode, list_as_set=list_as_set)}
 
 
+def batch_params(params: GenParams, batch: list[Sample], tokenizer, cfg) -> GenParams:
+    """`params`, with max_new_tokens cut to the batch's longest label plus cfg.probe.label_margin_tokens
+    when that is set: greedy decoding past it only decides how a reply that already cannot match fails."""
+    margin = cfg.probe.label_margin_tokens
+    if margin is None:
+        return params
+    longest = max(len(tokenizer.encode(label_text(s, cfg.model.mode), add_special_tokens=False)) for s in batch)
+    return replace(params, max_new_tokens=min(params.max_new_tokens, longest + margin))
+
+
 # -- the stage ----------------------------------------------------------------------------------
 
 def run(ctx: StageContext, dataset: list[Sample], backend=None) -> dict:
@@ -131,7 +142,7 @@ def run(ctx: StageContext, dataset: list[Sample], backend=None) -> dict:
             batch = pending[start:start + size]
             tb = time.monotonic()
             prompts = [build_prompt(s, backend.tokenizer, cfg.model.mode) for s in batch]
-            gens = backend.generate(prompts, params, adapter=adapter)
+            gens = backend.generate(prompts, batch_params(params, batch, backend.tokenizer, cfg), adapter=adapter)
             for s, g in zip(batch, gens):
                 log.add(make_record(s, g, cfg.model.mode, cfg.train.list_as_set, backend.tokenizer))
             n_tok = sum(g.num_tokens for g in gens)
