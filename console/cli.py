@@ -211,6 +211,16 @@ def models_cmd(json_out: bool = typer.Option(False, "--json", help="Print JSON i
     Console().print(t)
 
 
+DECODE_HELP = ("official (the benchmark's own decoding of prompt-mode replies: the leaderboard's verdicts) | "
+               "lenient (recovers fenced, re-spaced and tuple replies, brackets inside strings; literals only). "
+               "Both are scored; the other one is its own column.")
+
+
+def _check_decode(decode: str) -> None:
+    if decode not in ("official", "lenient"):
+        raise UserError(f"--decode: unknown decoding {decode!r}; choose official or lenient")
+
+
 @eval_app.command("bfcl")
 def eval_bfcl(
     model: str = typer.Option("embedded", help="'embedded', a models.toml name, a local HF checkpoint "
@@ -236,6 +246,7 @@ def eval_bfcl(
     tensor_parallel: int = typer.Option(1, min=1, help="vllm backend: tensor parallel size."),
     responses: Optional[Path] = typer.Option(None, help="Score this JSONL of pre-generated responses "
                                              "({id, result} per line); no model is loaded."),
+    decode: str = typer.Option("official", help=DECODE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
 ):
@@ -245,13 +256,14 @@ def eval_bfcl(
     from core.store import ResultStore
     from evals import bfcl_data
 
+    _check_decode(decode)
     cats = bfcl_data.parse_categories(categories)
     id_list = [s.strip() for s in ids.split(",") if s.strip()] if ids else None
     if responses is not None:
         from evals.bfcl_responses import score_file
 
         with ResultStore() as store:
-            summary = score_file(responses, mode=mode, store=store, progress=progress)
+            summary = score_file(responses, mode=mode, store=store, progress=progress, decoding=decode)
     else:
         from core.backends import load_backend
         from core.models import resolve
@@ -277,7 +289,7 @@ def eval_bfcl(
         cfg = EvalConfig(model=model, backend=backend, adapter=str(adapter.resolve()) if adapter else None,
                          mode=mode, categories=cats, per_category=per_category, ids=id_list, seed=seed,
                          max_new_tokens=max_new_tokens, temperature=temperature,
-                         max_prompt_tokens=max_prompt_tokens)
+                         max_prompt_tokens=max_prompt_tokens, decoding=decode)
         try:
             with ResultStore() as store:
                 summary = run_eval(cfg, engine, store=store, progress=progress)
@@ -324,6 +336,7 @@ def eval_acebench(
                                         "ground truth's."),
     responses: Optional[Path] = typer.Option(None, help="Score this JSONL of pre-generated responses ({id, result"
                                              "[, process]} per line); no model is loaded."),
+    decode: str = typer.Option("official", help=DECODE_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     progress: bool = typer.Option(True, help="Show a progress bar on stderr."),
 ):
@@ -335,6 +348,7 @@ def eval_acebench(
     from evals.acebench import data as ace_data
     from evals.acebench import fetch
 
+    _check_decode(decode)
     cats = ace_data.parse_categories(categories)
     id_list = [s.strip() for s in ids.split(",") if s.strip()] if ids else None
     if responses is not None:
@@ -342,7 +356,7 @@ def eval_acebench(
 
         with ResultStore() as store:
             summary = score_file(responses, mode=mode, data_dir=data_dir, strict_arg_set=strict_arg_set,
-                                 store=store, progress=progress)
+                                 store=store, progress=progress, decoding=decode)
         _show_acebench(summary, json_out)
         return
     from core.backends import load_backend
@@ -370,7 +384,7 @@ def eval_acebench(
                     max_new_tokens=max_new_tokens, temperature=temperature, max_prompt_tokens=max_prompt_tokens,
                     strict_arg_set=strict_arg_set, max_dialog_turns=max_dialog_turns, user_model=user_model,
                     user_backend=user_backend if user_model else None, user_base_url=user_base_url,
-                    user_max_new_tokens=user_max_new_tokens, data_dir=str(root))
+                    user_max_new_tokens=user_max_new_tokens, data_dir=str(root), decoding=decode)
     options = {"hf": {"batch_size": batch_size, "device": device},
                "vllm": {"tensor_parallel_size": tensor_parallel, "enable_lora": adapter is not None},
                "openai": {"base_url": base_url}}[backend]

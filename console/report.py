@@ -19,8 +19,16 @@ def print_bfcl_summary(summary: dict, console: Console | None = None) -> None:
     t.add_column("correct", justify="right")
     t.add_column("total", justify="right")
     t.add_column("accuracy %", justify="right")
+    primary = summary.get("decoding", "official")
+    other = "lenient" if primary == "official" else "official"
+    has_other = all(other in (c.get("by_decoding") or {}) for c in per.values()) and bool(per)
+    if has_other:  # the same replies decoded the other way: how much of the score is formatting
+        t.add_column(f"{other} %", justify="right")
     for cat, c in per.items():
-        t.add_row(cat, str(c["correct"]), str(c["total"]), pct(c["accuracy"]))
+        row = [cat, str(c["correct"]), str(c["total"]), pct(c["accuracy"])]
+        if has_other:
+            row.append(pct(c["by_decoding"][other] / c["total"] if c["total"] else 0.0))
+        t.add_row(*row)
     console.print(t)
     s = summary["scores"]
     lb = Table(title="BFCL-v3 leaderboard columns (v3 formula; categories not evaluated count 0)",
@@ -31,7 +39,7 @@ def print_bfcl_summary(summary: dict, console: Console | None = None) -> None:
     console.print(lb)
     n_eval = len(per)
     facts = [f"model {summary.get('model')}", f"backend {summary.get('backend')}",
-             f"mode {summary.get('mode')}", f"{n_eval}/17 categories",
+             f"mode {summary.get('mode')}", f"decoding {primary}", f"{n_eval}/17 categories",
              f"{sum(c['total'] for c in per.values())} samples"]
     if summary.get("adapter"):
         facts.append(f"adapter {summary['adapter']}")
@@ -62,21 +70,24 @@ def print_acebench_summary(summary: dict, console: Console | None = None) -> Non
         if not console.is_terminal:
             console = Console(width=160)  # a pipe or a file: keep category names and column labels whole
     t = Table(title=f"ACEBench (en) per category  [{summary['eval_id']}]", title_justify="left")
-    for col in ("category", "correct", "total", "accuracy %", "strict %", "process %"):
+    other = "lenient" if summary.get("decoding", "official") == "official" else "official"
+    for col in ("category", "correct", "total", "accuracy %", f"{other} %", "strict %", "process %"):
         t.add_column(col, justify="left" if col == "category" else "right")
     for cat, c in summary["per_category"].items():
-        t.add_row(cat, str(c["correct"]), str(c["total"]), pct1(c["accuracy"]), pct1(c.get("strict_accuracy")),
-                  pct1(c.get("process_accuracy")))
+        t.add_row(cat, str(c["correct"]), str(c["total"]), pct1(c["accuracy"]), pct1(c.get(f"{other}_accuracy")),
+                  pct1(c.get("strict_accuracy")), pct1(c.get("process_accuracy")))
     console.print(t)
     lb = Table(title="leaderboard columns (compat scorer; categories not evaluated count 0)", title_justify="left")
     lb.add_column("scorer")
     for label, _ in ACE_COLUMNS:
         lb.add_column(label, justify="right")
-    for name, key in (("compat", "scores"), ("strict", "scores_strict")):
-        lb.add_row(name, *(pct1(summary[key][k]) for _, k in ACE_COLUMNS))
+    for name, key in (("compat", "scores"), (f"compat, {other} decoding", f"scores_{other}"),
+                      ("strict", "scores_strict")):
+        if key in summary:
+            lb.add_row(name, *(pct1(summary[key][k]) for _, k in ACE_COLUMNS))
     console.print(lb)
     facts = [f"model {summary.get('model')}", f"backend {summary.get('backend')}", f"mode {summary.get('mode')}",
-             f"{len(summary['per_category'])}/17 categories"]
+             f"decoding {summary.get('decoding', 'official')}", f"{len(summary['per_category'])}/17 categories"]
     sim = summary.get("simulator")
     if sim:
         facts.append(f"user simulator {sim.get('model')} ({sim.get('backend')})")

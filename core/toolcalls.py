@@ -106,6 +106,13 @@ def _check_depth(text: str, tokens: re.Pattern) -> None:
             depth -= 1
 
 
+def check_python_bounds(text: str) -> None:
+    """The size checks every Python-call decoder runs before ``ast.parse`` sees model text: length, and
+    bracket depth counted outside string literals and comments. DecodeError("too_long" / "too_deep")."""
+    _check_length(text)
+    _check_depth(text, _PY_TOKENS)
+
+
 def _strip_fences(text: str) -> str:
     text = text.strip()
     if text.startswith("```"):

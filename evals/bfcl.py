@@ -38,6 +38,7 @@ class EvalConfig:
     max_new_tokens: int = 256
     temperature: float = 0.0
     max_prompt_tokens: int | None = None  # default: the model's context minus max_new_tokens
+    decoding: str = "official"  # official (bfcl-eval's own decoding) | lenient (recovering); both are scored
 
     def identity(self) -> dict:
         return asdict(self)
@@ -132,7 +133,7 @@ def _run_single(entries: list[Entry], gen: _Generator, cfg: EvalConfig, log: Rec
                 res = {"valid": False, "error_type": TOO_LONG, "error": f"prompt longer than {gen.limit} tokens",
                        "decoded": None}
             else:
-                res = bfcl_score.score_single(e, text, cfg.mode)
+                res = bfcl_score.score_single(e, text, cfg.mode, cfg.decoding)
             log.add(_record(e, text, res))
             bar.update(1)
 
@@ -145,7 +146,7 @@ def _run_multi(entries: list[Entry], gen: _Generator, cfg: EvalConfig, log: Reco
     active: list[Session] = []
     while pending or active:
         while pending and len(active) < lanes:
-            active.append(Session(pending.pop(0), cfg.mode))
+            active.append(Session(pending.pop(0), cfg.mode, cfg.decoding))
         replies = gen([s.prompt() for s in active])
         still = []
         for s, text in zip(active, replies):
@@ -157,7 +158,8 @@ def _run_multi(entries: list[Entry], gen: _Generator, cfg: EvalConfig, log: Reco
                 continue
             s.feed(text)
             if s.done:
-                log.add(_record(s.entry, s.steps, bfcl_score.score_multi_turn(s.entry, s.steps, cfg.mode)))
+                log.add(_record(s.entry, s.steps, bfcl_score.score_multi_turn(s.entry, s.steps, cfg.mode,
+                                                                            cfg.decoding)))
                 bar.update(1)
             else:
                 still.append(s)
@@ -172,16 +174,27 @@ def summarize(eid: str, config: dict, entries: list[Entry], records: dict[str, d
               started_at: str | None = None) -> dict:
     per_cat: dict[str, dict] = {}
     for e in entries:
-        c = per_cat.setdefault(e.category, {"correct": 0, "total": 0, "error_types": {}})
+        c = per_cat.setdefault(e.category, {"correct": 0, "total": 0, "error_types": {},
+                                            "by_decoding": dict.fromkeys(bfcl_prompt.DECODINGS, 0)})
         rec = records.get(e.id, {})
         c["total"] += 1
         c["correct"] += bool(rec.get("valid"))
         et = rec.get("error_type")
         if et and not rec.get("valid"):  # bfcl-eval's error_type string of a failing record, as recorded
             c["error_types"][et] = c["error_types"].get(et, 0) + 1
+        # the same reply under each decoding; a record without one (prompt too long, not yet scored,
+        # written before both were scored) counts its verdict under both
+        for name, ok in (rec.get("by_decoding") or dict.fromkeys(bfcl_prompt.DECODINGS, rec.get("valid"))).items():
+            c["by_decoding"][name] += bool(ok)
     for c in per_cat.values():
         c["accuracy"] = c["correct"] / c["total"] if c["total"] else 0.0
     scores = v3_scores({k: v["accuracy"] for k, v in per_cat.items()}, bfcl_data.full_sizes())
+    decoding = config.get("decoding", "official")
+    by_decoding = {}
+    for name in bfcl_prompt.DECODINGS:
+        acc = {k: c["by_decoding"][name] / c["total"] for k, c in per_cat.items()}
+        by_decoding[name] = {"correct": sum(c["by_decoding"][name] for c in per_cat.values()),
+                             "scores": v3_scores(acc, bfcl_data.full_sizes())}
     errors: dict[str, int] = {}
     for e in entries:
         et = records.get(e.id, {}).get("error_type")
@@ -194,6 +207,7 @@ def summarize(eid: str, config: dict, entries: list[Entry], records: dict[str, d
         "mode": config.get("mode"), "config": config,
         "categories": {k: v["total"] for k, v in per_cat.items()},
         "per_category": per_cat, "scores": scores, "error_types": errors,
+        "decoding": decoding, "by_decoding": by_decoding,
         "complete": all(e.id in records for e in entries),
         "git_revision": git_revision(),
     }

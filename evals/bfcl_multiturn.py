@@ -26,10 +26,10 @@ def step_limit() -> int:
 
 
 class Session:
-    def __init__(self, entry: Entry, mode: str):
+    def __init__(self, entry: Entry, mode: str, decoding: str = "official"):
         from evals.bfcl_exec import SafeExecutor
 
-        self.entry, self.mode = entry, mode
+        self.entry, self.mode, self.decoding = entry, mode, decoding
         entry_dict = {"id": entry.id, **entry.extra}
         self.executor = SafeExecutor(entry_dict, long_context=entry.category == "multi_turn_long_context")
         self.functions = list(entry.functions)
@@ -51,7 +51,7 @@ class Session:
         self.steps[-1].append(text)
         self.messages.append(bfcl_prompt.assistant_message(text))
         try:
-            calls = bfcl_prompt.decode_calls(text, self.mode)
+            calls = bfcl_prompt.decode_calls(text, self.mode, self.decoding)
         except toolcalls.DecodeError:
             calls = []
         if not calls:

@@ -6,15 +6,18 @@
   with Qwen/Hermes ``<tool_call>{json}</tool_call>`` blocks. Needs a template that renders tools.
 
 ``mode="auto"`` picks fc when the tokenizer's template renders tools, prompt otherwise.
-Decoding never evaluates model text: Python calls go through core.toolcalls (ast + literal_eval);
+Decoding never evaluates model text: Python calls go through ast and a whitelist walker (the official
+decoding, evals.leaderboard_ast) or core.toolcalls (the lenient one);
 Java/JavaScript replies in prompt mode go through bfcl-eval's tree-sitter decoders, as its runner does.
 """
 from __future__ import annotations
 
+import ast
 import copy
 
 from core import toolcalls
 from core.errors import UserError
+from evals import leaderboard_ast
 from evals.bfcl_import import bfcl
 
 MODES = ("auto", "prompt", "fc")
@@ -95,23 +98,82 @@ def assistant_message(text: str) -> dict:
     return {"role": "assistant", "content": text}
 
 
-def decode(text: str, mode: str, language: str = "python") -> list[dict]:
+DECODINGS = ("official", "lenient")
+
+
+def decode(text: str, mode: str, language: str = "python", decoding: str = "official") -> list[dict]:
     """Decode a reply into bfcl's shape [{name: {arg: value}}]. Raises DecodeError on malformed output;
-    returns [] for a reply with no call (fc mode: no <tool_call> block)."""
+    returns [] for a reply with no call (fc mode: no <tool_call> block).
+
+    Python prompt-mode replies: ``decoding="official"`` reproduces bfcl-eval's
+    ``default_decode_ast_prompting`` (:func:`decode_python_official`); ``"lenient"`` is the project's
+    recovering codec (fences of any kind, surrounding whitespace, tuples as lists; literals only).
+    fc mode and Java/JavaScript decode the same way under both."""
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding must be one of {DECODINGS}, not {decoding!r}")
     body = toolcalls.strip_think(text)
     if mode == "fc":
         return [c.to_bfcl() for c in toolcalls.parse_hermes(body)]
     if language == "python":
+        if decoding == "official":
+            return decode_python_official(_official_body(text))
         return [c.to_bfcl() for c in toolcalls.parse_python_calls(body, positional="drop")]
     return _decode_java_js(body, language)
 
 
-def decode_calls(text: str, mode: str) -> list[toolcalls.ToolCall]:
-    """Multi-turn decoding (Python only) to ToolCall objects; [] when the reply has no call."""
+def _official_body(text: str) -> str:
+    """The reply as the official decoding sees it: think blocks removed (the documented deviation) and,
+    only where one was, the whitespace around the answer; otherwise the text untouched (a leading tab
+    or a CRLF line end changes bfcl's verdict)."""
+    return toolcalls.strip_think(text) if "</think>" in text else text
+
+
+def decode_python_official(body: str) -> list[dict]:
+    """bfcl-eval's prompt-mode Python decoding, without eval: the reply is trimmed of backticks, newlines
+    and spaces only (so a ```python fence leaves "python" in front and a tab or CR stays), wrapped in
+    [...] where it does not start or end with a bracket, trimmed of whitespace and single quotes, parsed
+    by ast, and resolved by evals.leaderboard_ast (bare names as text, arithmetic computed, tuples kept,
+    ``**`` kept as an argument named None, unary operators negate)."""
+    toolcalls.check_python_bounds(body)
+    text = body.strip("`\n ")
+    if not text.startswith("["):
+        text = "[" + text
+    if not text.endswith("]"):
+        text = text + "]"
+    text = text.strip().strip("'")
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except (RecursionError, MemoryError):
+        raise toolcalls.DecodeError("too_deep", "expression nested too deeply") from None
+    except (SyntaxError, ValueError) as e:
+        raise toolcalls.DecodeError("syntax", f"not a Python call list: {e}") from None
+    if isinstance(tree, ast.Call):
+        elts = [tree]
+    elif isinstance(tree, (ast.List, ast.Tuple, ast.Set)):
+        elts = tree.elts
+    else:
+        raise toolcalls.DecodeError("not_a_call_list", "expected a list of function calls")
+    if not all(isinstance(e, ast.Call) for e in elts):
+        raise toolcalls.DecodeError("not_a_call_list", "every list element must be a function call")
+    return [leaderboard_ast.resolve_call(e, "bfcl") for e in elts]
+
+
+def decode_calls(text: str, mode: str, decoding: str = "official") -> list[toolcalls.ToolCall]:
+    """Multi-turn decoding (Python only) to ToolCall objects; [] when the reply has no call. Under the
+    official decoding a call whose argument names cannot be re-rendered as Python keywords (``**``
+    unpacking) is a DecodeError: the step is dropped, where bfcl would execute it and get an error."""
     body = toolcalls.strip_think(text)
     if mode == "fc":
         return toolcalls.parse_hermes(body)
-    return toolcalls.parse_python_calls(body, positional="drop")
+    if decoding == "lenient":
+        return toolcalls.parse_python_calls(body, positional="drop")
+    calls = []
+    for call in decode_python_official(_official_body(text)):
+        (name, args), = call.items()
+        if not name or not all(isinstance(k, str) and k.isidentifier() for k in args):
+            raise toolcalls.DecodeError("bad_arguments", f"{name or '?'}: an argument that is not a keyword")
+        calls.append(toolcalls.ToolCall(name, args))
+    return calls
 
 
 def _decode_java_js(body: str, language: str) -> list[dict]:

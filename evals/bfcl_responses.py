@@ -55,7 +55,8 @@ def _mode_of(texts: list[str], mode: str) -> str:
     return "fc" if any("<tool_call>" in t for t in texts) else "prompt"
 
 
-def score_file(path: Path, mode: str = "auto", store=None, progress: bool = True) -> dict:
+def score_file(path: Path, mode: str = "auto", store=None, progress: bool = True,
+               decoding: str = "official") -> dict:
     rows = read_responses(path)
     index = {}
     for cat in {bfcl_data.category_of_id(sid) for _, sid, _ in rows}:
@@ -64,10 +65,10 @@ def score_file(path: Path, mode: str = "auto", store=None, progress: bool = True
         if sid not in index:
             raise InputFileError(path, n, f"unknown BFCL-v3 id {sid!r}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-    eid = f"bfcl-file-{digest}-{mode}"
+    eid = f"bfcl-file-{digest}-{mode}-{decoding}"
     d = eval_dir(eid)
     config = {"model": f"file:{path.name}", "backend": "responses-file", "adapter": None, "mode": mode,
-              "responses_file": str(path.resolve())}
+              "decoding": decoding, "responses_file": str(path.resolve())}
     write_json_atomic(d / "config.json", config)
     log = RecordLog(d / "records.jsonl")
     started = time.time()
@@ -79,9 +80,9 @@ def score_file(path: Path, mode: str = "auto", store=None, progress: bool = True
             e = index[sid]
             if e.kind == "multi_turn":
                 m = _mode_of([s for t in result for s in t], mode)
-                res = bfcl_score.score_multi_turn(e, result, m)
+                res = bfcl_score.score_multi_turn(e, result, m, decoding)
             else:
-                res = bfcl_score.score_single(e, result, _mode_of([result], mode))
+                res = bfcl_score.score_single(e, result, _mode_of([result], mode), decoding)
             log.add(_record(e, result, res))
     finally:
         log.close()

@@ -19,13 +19,22 @@ def _decoder_error(e: Exception) -> str:
     return f"ast_decoder:decoder_failed:{getattr(e, 'kind', 'syntax')}"
 
 
-def score_single(entry: Entry, raw: str, mode: str) -> dict:
-    """-> {valid, error_type, error, decoded}"""
+def score_single(entry: Entry, raw: str, mode: str, decoding: str = "official") -> dict:
+    """-> {valid, error_type, error, decoded, decoding, by_decoding}: the verdict under `decoding`
+    and, in by_decoding, whether the reply is valid under each decoding (the lenient column)."""
+    res = _score_single(entry, raw, mode, decoding)
+    other = "lenient" if decoding == "official" else "official"
+    same = mode == "fc" or language(entry.category) != "python"  # one decoder serves both
+    other_valid = res["valid"] if same else _score_single(entry, raw, mode, other)["valid"]
+    return {**res, "decoding": decoding, "by_decoding": {decoding: res["valid"], other: other_valid}}
+
+
+def _score_single(entry: Entry, raw: str, mode: str, decoding: str) -> dict:
     bfcl()
     from bfcl_eval.utils import is_empty_output, is_function_calling_format_output
 
     try:
-        decoded = bfcl_prompt.decode(raw, mode, language(entry.category))
+        decoded = bfcl_prompt.decode(raw, mode, language(entry.category), decoding)
         decode_error = None
     except toolcalls.DecodeError as e:
         decoded, decode_error = None, e
@@ -53,9 +62,17 @@ def score_single(entry: Entry, raw: str, mode: str) -> dict:
     return _result(False, res["error_type"], "; ".join(map(str, res.get("error", []))), decoded)
 
 
-def score_multi_turn(entry: Entry, steps: list[list[str]], mode: str) -> dict:
+def score_multi_turn(entry: Entry, steps: list[list[str]], mode: str, decoding: str = "official") -> dict:
     """steps: raw model text per step, per turn. Steps that fail to decode or carry no call are dropped
-    before checking, as bfcl does."""
+    before checking, as bfcl does. by_decoding rescores the same steps under the other decoding (the
+    replies themselves were produced while the session executed calls under `decoding`)."""
+    res = _score_multi_turn(entry, steps, mode, decoding)
+    other = "lenient" if decoding == "official" else "official"
+    other_valid = res["valid"] if mode == "fc" else _score_multi_turn(entry, steps, mode, other)["valid"]
+    return {**res, "decoding": decoding, "by_decoding": {decoding: res["valid"], other: other_valid}}
+
+
+def _score_multi_turn(entry: Entry, steps: list[list[str]], mode: str, decoding: str) -> dict:
     from evals.bfcl_exec import check_entry
 
     decoded_turns: list[list[list[toolcalls.ToolCall]]] = []
@@ -63,7 +80,7 @@ def score_multi_turn(entry: Entry, steps: list[list[str]], mode: str) -> dict:
         kept = []
         for text in turn:
             try:
-                calls = bfcl_prompt.decode_calls(text, mode)
+                calls = bfcl_prompt.decode_calls(text, mode, decoding)
             except toolcalls.DecodeError:
                 continue
             if calls:
@@ -87,4 +104,17 @@ def _jsonable(turns: list[list[list[toolcalls.ToolCall]]]) -> list:
 
 
 def _result(valid: bool, error_type: str | None, error: str | None, decoded) -> dict:
-    return {"valid": valid, "error_type": error_type, "error": error, "decoded": decoded}
+    return {"valid": valid, "error_type": error_type, "error": error, "decoded": _jsonable_value(decoded)}
+
+
+def _jsonable_value(value):
+    """Decoded values as records can store them: tuples as lists, a None key as "None", and values JSON
+    has no form for (bytes, complex) as their repr."""
+    if isinstance(value, dict):
+        return {k if isinstance(k, (str, int, float, bool)) else repr(k): _jsonable_value(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable_value(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)

@@ -115,3 +115,4 @@ def test_score_responses_then_list(tmp_path):
     assert s["eval_id"] in [r["eval_id"] for r in listed]
     p = looptool("eval", "acebench", "--data-dir", str(DATA), "--responses", str(f), "--no-progress", home=tmp_path)
     assert p.returncode == 0 and "Overall" in p.stdout and "special_incomplete" in p.stdout
+    assert "lenient %" in p.stdout and "decoding official" in p.stdout

@@ -315,3 +315,40 @@ def test_decoded_calls_are_recorded_as_json():
     e = data.Entry("normal_atom_bool_0", "normal_atom_bool", "", FUNCS, GT)
     res = score_text(e, "[book_trip(city={(1, 2): 'x'}, nights=(1, 2))]", "prompt")
     assert json.loads(json.dumps(res))["decoded"] == [{"book_trip": {"city": {"(1, 2)": "x"}, "nights": [1, 2]}}]
+
+
+@pytest.mark.parametrize("reply", [
+    "[book_trip(city='New York]', nights=3, vip=True)]",        # a `]` inside a string value
+    "[book_trip(city='[New York', nights=3, vip=True)]",        # a `[` inside a string value
+    "Done] now: [book_trip(city='New York', nights=3, vip=True)]",  # a stray `]` in prose before the list
+    "[ here [book_trip(city='New York', nights=3, vip=True)]",  # an outer bracket that never closes
+])
+def test_official_list_extraction_counts_brackets_without_quotes(reply):
+    e = data.Entry("normal_atom_bool_0", "normal_atom_bool", "", FUNCS, GT)
+    with pytest.raises(DecodeError):
+        decode(reply, mode="prompt", scoring="compat")
+    assert decode(reply, mode="prompt", scoring="compat", decoding="lenient")  # the quote-aware one recovers
+    res = score_text(e, reply, "prompt")
+    assert (res["valid"], res["error_type"]) == (False, "wrong_output_format")
+    assert res["by_decoding"]["official"] is False
+    assert res["by_decoding"]["lenient"] is True  # (substring matching passes 'New York]' for 'New York')
+    lenient = score_text(e, reply, "prompt", decoding="lenient")
+    assert lenient["valid"] == lenient["by_decoding"]["lenient"] and lenient["by_decoding"]["official"] is False
+
+
+def test_official_decoding_keeps_kwargs_unpacking_as_an_argument_named_none():
+    reply = "[book_trip(**{'nights': 3}, city='New York', vip=True)]"
+    assert decode(reply, mode="prompt", scoring="compat") == [
+        {"book_trip": {None: {"nights": 3}, "city": "New York", "vip": True}}]
+    with pytest.raises(DecodeError):
+        decode(reply, mode="prompt", scoring="compat", decoding="lenient")
+    e = data.Entry("normal_atom_bool_0", "normal_atom_bool", "", FUNCS, GT)
+    res = score_text(e, reply, "prompt")
+    assert res["valid"] is False and res["by_decoding"] == {"official": False, "lenient": False}
+    assert json_roundtrip(res["decoded"]) == [{"book_trip": {"null": {"nights": 3}, "city": "New York", "vip": True}}]
+
+
+def json_roundtrip(x):
+    import json
+
+    return json.loads(json.dumps(x))

@@ -153,8 +153,14 @@ def test_relevance_wants_any_call():
 def test_hostile_output_scores_invalid_and_runs_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     e = bfcl_data.load_category("simple_python")[0]
+    for text in ["[" * 50_000, "x" * 3_000_000, "[f(a=lambda: __import__('os').system('touch PWNED'))]"]:
+        for decoding in ("official", "lenient"):
+            r = bfcl_score.score_single(e, text, "prompt", decoding)
+            assert r["valid"] is False and r["error_type"].startswith("ast_decoder:decoder_failed"), (text[:40], r)
+    # bfcl reads a call without keywords inside an argument as its source text, and a call's name from
+    # its attribute chain: both decode (as text, never run) and then fail the checker
     for text in ["[__import__('os').system('touch PWNED')]", "[f(a=__import__('os').system('touch PWNED'))]",
-                 "[" * 50_000, "x" * 3_000_000]:
+                 "[f(a=1 + __import__('os').system('touch PWNED'))]"]:
         r = bfcl_score.score_single(e, text, "prompt")
-        assert r["valid"] is False and r["error_type"].startswith("ast_decoder:decoder_failed")
+        assert r["valid"] is False and r["by_decoding"]["lenient"] is False
     assert not (tmp_path / "PWNED").exists()

@@ -1,6 +1,8 @@
 """The multi-turn protocol driven with scripted replies (the real executor and bfcl's checker)."""
 from __future__ import annotations
 
+import pytest
+
 from core.toolcalls import render_hermes, render_python
 from evals import bfcl_data, bfcl_score
 from evals.bfcl_exec import SafeExecutor
@@ -88,9 +90,25 @@ def test_step_limit_force_quits_and_scores_force_terminated():
     assert (r["valid"], r["error_type"]) == (False, "multi_turn:force_terminated")
 
 
-def test_garbage_replies_end_turns_without_crashing():
+@pytest.mark.parametrize("garbage,decoding", [
+    ("[__import__('os').system('touch PWNED')]", "lenient"),  # a call for bfcl ("system", no arguments)
+    ("[" * 50_000, "official"), ("[f(a=1", "official"), ("x" * 3_000_000, "official")])
+def test_garbage_replies_end_turns_without_crashing(garbage, decoding, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     e = entry("multi_turn_base_0")
-    s = drive(e, "prompt", [["[__import__('os').system('touch PWNED')]"]] * len(e.question))
+    s = Session(e, "prompt", decoding)
+    for _ in e.question:
+        s.feed(garbage)
     assert s.done and len(s.steps) == len(e.question)
-    r = bfcl_score.score_multi_turn(e, s.steps, "prompt")
+    r = bfcl_score.score_multi_turn(e, s.steps, "prompt", decoding)
     assert (r["valid"], r["error_type"]) == (False, "multi_turn:empty_turn_model_response")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_official_decoding_executes_what_bfcl_calls_and_nothing_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    e = entry("multi_turn_base_0")
+    s = Session(e, "prompt")  # official: the reply is a call named "system", which the sandbox refuses
+    s.feed("[__import__('os').system('touch PWNED')]")
+    assert not s.done and len(s.steps[0]) == 1 and s.messages[-1]["role"] == "tool"
+    assert not (tmp_path / "PWNED").exists()

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -108,9 +109,11 @@ def test_score_responses_file_then_list_and_show(tmp_path):
     for cat in ("simple_python", "parallel", "irrelevance", "live_multiple", "live_relevance",
                 "multi_turn_base", "multi_turn_miss_func"):
         assert per[cat]["accuracy"] == 1.0, (cat, per[cat], s["error_types"])
-    assert per["multiple"] == {"correct": 0, "total": 1, "accuracy": 0.0,
-                               "error_types": {"ast_decoder:decoder_failed:bad_name": 1}}
-    assert s["error_types"] == {"ast_decoder:decoder_failed:bad_name": 1}
+    # bfcl reads the call's name from its attribute chain ("system"): decoded as data, never run
+    assert per["multiple"] == {"correct": 0, "total": 1, "accuracy": 0.0, "by_decoding": {"official": 0, "lenient": 0},
+                               "error_types": {"simple_function_checker:wrong_func_name": 1}}
+    assert s["error_types"] == {"simple_function_checker:wrong_func_name": 1}
+    assert not Path("PWNED").exists()
     assert 0 < s["scores"]["overall"] < 1
     records = [json.loads(x) for x in open(s["records"])]
     assert len(records) == len(rows)
@@ -121,3 +124,25 @@ def test_score_responses_file_then_list_and_show(tmp_path):
     shown = looptool("eval", "show", s["eval_id"][:14], check_rc=0).stdout
     assert "Non-Live AST" in shown and "multi_turn_base" in shown
     one_error_line(looptool("eval", "show", "bfcl-doesnotexist"), "no evaluation with id")
+
+
+def test_responses_are_decoded_as_the_leaderboard_does_with_the_lenient_column(tmp_path):
+    entries = bfcl_data.select(["simple_python"], 4)
+    truth = [single_turn_text(e, "prompt") for e in entries]
+    rows = [{"id": entries[0].id, "result": truth[0]},                               # valid either way
+            {"id": entries[1].id, "result": "```python\n" + truth[1] + "\n```"},   # bfcl: invalid
+            {"id": entries[2].id, "result": "\t" + truth[2]},                       # bfcl: invalid
+            {"id": entries[3].id, "result": truth[3] + "\r\n"}]                    # bfcl: invalid
+    f = tmp_path / "fenced.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    official = json.loads(looptool("eval", "bfcl", "--responses", str(f), "--json", "--no-progress", check_rc=0).stdout)
+    c = official["per_category"]["simple_python"]
+    assert (official["decoding"], c["correct"], c["by_decoding"]) == ("official", 1, {"official": 1, "lenient": 4})
+    assert official["by_decoding"]["lenient"]["correct"] == 4
+    lenient = json.loads(looptool("eval", "bfcl", "--responses", str(f), "--json", "--no-progress",
+                                  "--decode", "lenient", check_rc=0).stdout)
+    assert (lenient["decoding"], lenient["per_category"]["simple_python"]["correct"]) == ("lenient", 4)
+    assert lenient["eval_id"] != official["eval_id"]
+    table = looptool("eval", "bfcl", "--responses", str(f), "--no-progress", check_rc=0).stdout
+    assert "lenient %" in table and "decoding official" in table
+    one_error_line(looptool("eval", "bfcl", "--responses", str(f), "--decode", "loose"), "--decode")

@@ -3,29 +3,29 @@
 Nothing here evaluates model text. Three decoders:
 
 * :func:`compat_calls` follows the official decoder (reference/acebench.md §5.1-5.2): the reply must be a
-  Python list (or tuple) of calls; keyword arguments only (positional ones are ignored); besides
-  literals it accepts what upstream accepts, resolved from the ast by hand: a bare name becomes its text,
-  a nested call becomes ``{name: {kwargs}}``, arithmetic on literals is computed (``99*2``), ``...``
-  becomes ``"..."``, a subscript its source text, and any unary operator *negates* a literal (upstream
-  turns ``+3`` into -3). Tuples stay tuples, which matters to the compat type checks.
+  Python list (or tuple) of calls; keyword arguments only (positional ones are ignored); values resolve
+  as upstream resolves them (evals.leaderboard_ast: a bare name becomes its text, a nested call
+  ``{name: {kwargs}}``, arithmetic on literals is computed, ``...`` becomes ``"..."``, a subscript its
+  source text, any unary operator *negates* a literal, tuples stay tuples, ``**mapping`` becomes an
+  argument named None).
 * :func:`strict_calls` uses the project's codec (:mod:`core.toolcalls`): literals only, no positional
   arguments.
 * fc mode: ``<tool_call>{json}</tool_call>`` blocks through :func:`core.toolcalls.parse_hermes`.
 
-Text extraction: single-turn files take the first balanced top-level ``[...]`` of the reply; the
-multi-turn files (compat) remove all whitespace and take the reply as it is (§5.2).
+Text extraction: single-turn files take the list the official extraction finds (:func:`official_list`,
+brackets counted without regard to quotes) under the official decoding, and the first balanced
+top-level ``[...]`` outside quoted strings (:func:`first_list`) under the lenient one and the strict
+scorer; the multi-turn files (compat) remove all whitespace and take the reply as it is (§5.2).
 """
 from __future__ import annotations
 
 import ast
-import operator
 
 from core import toolcalls
 from core.toolcalls import DecodeError
+from evals import leaderboard_ast
 
 MAX_CHARS = 200_000
-_MAX_POW = 64
-_MAX_SEQ = 10_000
 
 
 def first_list(text: str) -> str | None:
@@ -63,9 +63,31 @@ def first_list(text: str) -> str | None:
     return text[best[0]:best[1] + 1] if best else None
 
 
+def official_list(text: str) -> str | None:
+    """The official scorer's list extraction: brackets counted over the whole reply with no regard to
+    quotes, from depth 0; the span from the first bracket opened at depth 0 to the bracket that brings
+    the depth back to 0. So a `]` or `[` inside a string value, a stray `]` in prose before the list
+    (the depth goes below 0 and never comes back) or an unclosed outer bracket give a broken span or
+    None: the reply is invalid, as officially."""
+    if len(text) > MAX_CHARS:
+        raise DecodeError("too_long", f"reply is {len(text)} characters")
+    depth, start = 0, None
+    for i, ch in enumerate(text):
+        if ch == "[":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth == 0 and start is not None:
+                return text[start:i + 1]
+    return None
+
+
 def _parse_expr(text: str) -> ast.AST:
     if len(text) > MAX_CHARS:
         raise DecodeError("too_long", f"reply is {len(text)} characters")
+    toolcalls.check_python_bounds(text)
     try:
         return ast.parse(text, mode="eval").body
     except (RecursionError, MemoryError):
@@ -74,94 +96,10 @@ def _parse_expr(text: str) -> ast.AST:
         raise DecodeError("syntax", f"not a Python call list: {e.msg if isinstance(e, SyntaxError) else e}") from None
 
 
-def _dotted(func: ast.AST) -> str:
-    parts = []
-    while isinstance(func, ast.Attribute):
-        parts.append(func.attr)
-        func = func.value
-    if isinstance(func, ast.Name):
-        parts.append(func.id)
-    return ".".join(reversed(parts))
-
-
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
-
-
-def _arith(node: ast.AST, depth: int = 0):
-    """Arithmetic on number/string literals, computed without eval (bounded sizes)."""
-    if depth > 50:
-        raise DecodeError("too_deep", "arithmetic nested too deeply")
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)) and not isinstance(node.value, bool):
-        return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        v = _arith(node.operand, depth + 1)
-        if isinstance(v, (int, float)):
-            return -v if isinstance(node.op, ast.USub) else v
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        a, b = _arith(node.left, depth + 1), _arith(node.right, depth + 1)
-        if isinstance(node.op, ast.Pow) and (not isinstance(b, (int, float)) or abs(b) > _MAX_POW):
-            raise DecodeError("non_literal_value", "exponent too large")
-        if isinstance(node.op, ast.Mult) and any(isinstance(x, str) for x in (a, b)):
-            n = b if isinstance(a, str) else a
-            if not isinstance(n, int) or n * len(a if isinstance(a, str) else b) > _MAX_SEQ:
-                raise DecodeError("non_literal_value", "string repetition too large")
-        try:
-            return _BINOPS[type(node.op)](a, b)
-        except (TypeError, ZeroDivisionError, OverflowError, ValueError) as e:
-            raise DecodeError("non_literal_value", f"arithmetic failed: {e}") from None
-    raise DecodeError("non_literal_value", f"unsupported expression ({type(node).__name__})")
-
-
-def _value(node: ast.AST, source: str, depth: int = 0):
-    if depth > toolcalls.MAX_DEPTH:
-        raise DecodeError("too_deep", "value nested too deeply")
-    if isinstance(node, ast.Constant):
-        return "..." if node.value is Ellipsis else node.value
-    if isinstance(node, ast.UnaryOp):  # upstream negates the operand whatever the operator is
-        if isinstance(node.operand, ast.Constant):
-            try:
-                return -node.operand.value
-            except TypeError:
-                raise DecodeError("non_literal_value", "unary operator on a non-number") from None
-        raise DecodeError("non_literal_value", "unary operator on a non-literal")
-    if isinstance(node, ast.List):
-        return [_value(v, source, depth + 1) for v in node.elts]
-    if isinstance(node, ast.Tuple):
-        return tuple(_value(v, source, depth + 1) for v in node.elts)
-    if isinstance(node, ast.Dict):
-        out = {}
-        for k, v in zip(node.keys, node.values):
-            if k is None:
-                raise DecodeError("non_literal_value", "dict unpacking is not allowed")
-            key = _value(k, source, depth + 1)
-            try:
-                out[key] = _value(v, source, depth + 1)
-            except TypeError:
-                raise DecodeError("non_literal_value", "unhashable dict key") from None
-        return out
-    if isinstance(node, ast.BinOp):
-        return _arith(node)
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Call):
-        return {_dotted(node.func): _kwargs(node, source, depth + 1)}
-    if isinstance(node, ast.Subscript):
-        return ast.get_source_segment(source, node) or ""
-    raise DecodeError("non_literal_value", f"unsupported value ({type(node).__name__})")
-
-
-def _kwargs(call: ast.Call, source: str, depth: int = 0) -> dict:
-    out = {}
-    for kw in call.keywords:
-        if kw.arg is None:
-            raise DecodeError("non_literal_value", "**kwargs unpacking is not allowed")
-        out[kw.arg] = _value(kw.value, source, depth)
-    return out
-
-
-def compat_calls(text: str) -> list[dict]:
-    """Upstream-compatible decoding of an (already extracted) call list. DecodeError on failure."""
+def compat_calls(text: str, decoding: str = "official") -> list[dict]:
+    """Upstream-compatible decoding of an (already extracted) call list. DecodeError on failure.
+    Values resolve as upstream does (evals.leaderboard_ast); ``**mapping`` is kept as an argument named
+    None under the official decoding and refused under the lenient one."""
     body = _parse_expr(text)
     if not isinstance(body, (ast.List, ast.Tuple, ast.Set)):
         raise DecodeError("not_a_call_list", "the reply is not a list of calls")
@@ -169,7 +107,9 @@ def compat_calls(text: str) -> list[dict]:
     for elt in body.elts:
         if not isinstance(elt, ast.Call):
             raise DecodeError("not_a_call_list", "every list element must be a call")
-        calls.append({_dotted(elt.func): _kwargs(elt, text)})
+        if decoding == "lenient" and any(kw.arg is None for kw in elt.keywords):
+            raise DecodeError("non_literal_value", "**kwargs unpacking is not allowed")
+        calls.append(leaderboard_ast.resolve_call(elt, "acebench"))
     return calls
 
 
@@ -182,13 +122,15 @@ def hermes_calls(text: str) -> list[dict]:
     return [c.to_bfcl() for c in toolcalls.parse_hermes(text)]
 
 
-def decode(text: str, *, mode: str, scoring: str, multi_turn: bool = False) -> list[dict]:
-    """Think-stripped reply -> calls. ``mode``: prompt | fc; ``scoring``: compat | strict."""
+def decode(text: str, *, mode: str, scoring: str, multi_turn: bool = False, decoding: str = "official") -> list[dict]:
+    """Think-stripped reply -> calls. ``mode``: prompt | fc; ``scoring``: compat | strict; ``decoding``
+    (compat scoring): official (the official list extraction and value resolution) | lenient (the
+    quote-aware extraction of :func:`first_list`, no ``**`` unpacking)."""
     if mode == "fc":
         return hermes_calls(text)
     if scoring == "compat" and multi_turn:
-        return compat_calls("".join(text.split()))
-    body = first_list(text)
+        return compat_calls("".join(text.split()), decoding)
+    body = official_list(text) if scoring == "compat" and decoding == "official" else first_list(text)
     if body is None:
         raise DecodeError("syntax", "no [...] call list in the reply")
-    return compat_calls(body) if scoring == "compat" else strict_calls(body)
+    return compat_calls(body, decoding) if scoring == "compat" else strict_calls(body)

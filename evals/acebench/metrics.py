@@ -57,9 +57,12 @@ LEADERBOARD_COLUMNS = (("Atom", "atom"), ("Single", "single_turn"), ("Multi", "m
 
 def per_category(entries: list[Entry], records: dict[str, dict], which: str = "compat") -> dict[str, dict]:
     """{category: {correct, total, accuracy[, process_accuracy]}} for the selected entries; a missing record
-    counts as wrong. ``which``: compat (the record's own verdict) or strict (record["strict"])."""
+    counts as wrong. ``which``: compat (the record's own verdict), strict (record["strict"]), or a
+    decoding, official | lenient (record["by_decoding"]; the record's own verdict where it has none)."""
     def verdict(e):
         r = records.get(e.id) or {}
+        if which in ("official", "lenient"):
+            return bool((r.get("by_decoding") or {}).get(which, r.get("valid"))), r.get("process_score")
         v = r if which == "compat" else (r.get("strict") or {})
         return bool(v.get("valid")), v.get("process_score")
 

@@ -72,7 +72,7 @@ def _mode_of(texts: list[str], mode: str) -> str:
 
 
 def score_file(path: Path, mode: str = "auto", data_dir=None, strict_arg_set: bool = False, store=None,
-               progress: bool = True) -> dict:
+               progress: bool = True, decoding: str = "official") -> dict:
     if mode not in ("auto", "prompt", "fc"):
         raise UserError(f"--mode: unknown mode {mode!r}; choose from auto, prompt, fc")
     rows = read_responses(path)
@@ -88,11 +88,11 @@ def score_file(path: Path, mode: str = "auto", data_dir=None, strict_arg_set: bo
     entries = data.select(root, cats, ids=list(given))  # multi-turn ids expand to their whole dialogue
     mode = _mode_of([r["text"] for _, r in given.values() if "text" in r], mode)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
-    eid = f"acebench-file-{digest}-{mode}{'-argset' if strict_arg_set else ''}"
+    eid = f"acebench-file-{digest}-{mode}-{decoding}{'-argset' if strict_arg_set else ''}"
     d = eval_dir(eid)
     config = {"model": f"file:{path.name}", "backend": "responses-file", "adapter": None, "mode": mode,
               "responses_file": str(path.resolve()), "strict_arg_set": strict_arg_set,
-              "data_commit": fetch.commit()}
+              "decoding": decoding, "data_commit": fetch.commit()}
     write_json_atomic(d / "config.json", config)
     log = RecordLog(d / "records.jsonl")
     started = time.time()
@@ -105,7 +105,7 @@ def score_file(path: Path, mode: str = "auto", data_dir=None, strict_arg_set: bo
                 log.add(_record(e, None, {**res, **score_agent(e, res["state"], res["process"])}))
             else:
                 text = res["text"] if res else ""
-                log.add(_record(e, text, {**score_text(e, text, mode, strict_arg_set),
+                log.add(_record(e, text, {**score_text(e, text, mode, strict_arg_set, decoding),
                                           **({} if res else {"missing": True})}))
     finally:
         log.close()

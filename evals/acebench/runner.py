@@ -41,6 +41,7 @@ class AceConfig:
     temperature: float = 0.0
     max_prompt_tokens: int | None = None
     strict_arg_set: bool = False  # strict scorer: the model's argument names must equal the ground truth's
+    decoding: str = "official"  # compat verdict: official (leaderboard) | lenient decoding; both are scored
     max_dialog_turns: int = 40  # agent rollouts: messages per task
     user_model: str | None = None  # agent_multi_turn simulator; None = the evaluated model itself
     user_backend: str | None = None  # hf | vllm | openai | openai-chat
@@ -122,7 +123,8 @@ def _run_single(entries: list[Entry], gen: Generator, cfg: AceConfig, log: Recor
         convs = [(prompts.messages(e, cfg.mode), prompts.as_tools(e.functions) if cfg.mode == "fc" else None)
                  for e in batch]
         for e, text in zip(batch, gen(convs)):
-            res = _too_long(gen.limit) if text is None else score_text(e, text, cfg.mode, cfg.strict_arg_set)
+            res = _too_long(gen.limit) if text is None else score_text(e, text, cfg.mode, cfg.strict_arg_set,
+                                                                       cfg.decoding)
             log.add(_record(e, text, res))
             bar.update(1)
 
@@ -165,9 +167,13 @@ def summarize(eid: str, config: dict, entries: list[Entry], records: dict[str, d
               started_at: str | None = None) -> dict:
     per_cat = metrics.per_category(entries, records, "compat")
     per_strict = metrics.per_category(entries, records, "strict")
+    decoding = config.get("decoding", "official")
+    other = "lenient" if decoding == "official" else "official"
+    per_other = metrics.per_category(entries, records, other)  # the same replies decoded the other way
     for cat, c in per_cat.items():
         s = per_strict[cat]
         c["strict_correct"], c["strict_accuracy"] = s["correct"], s["accuracy"]
+        c[f"{other}_correct"], c[f"{other}_accuracy"] = per_other[cat]["correct"], per_other[cat]["accuracy"]
         if "process_accuracy" in s:
             c["strict_process_accuracy"] = s["process_accuracy"]
     errors: dict[str, int] = {}
@@ -186,6 +192,8 @@ def summarize(eid: str, config: dict, entries: list[Entry], records: dict[str, d
         "per_category": per_cat,
         "scores": metrics.summary_scores({k: v["accuracy"] for k, v in per_cat.items()}),
         "scores_strict": metrics.summary_scores({k: v["strict_accuracy"] for k, v in per_cat.items()}),
+        "decoding": decoding,
+        f"scores_{other}": metrics.summary_scores({k: v[f"{other}_accuracy"] for k, v in per_cat.items()}),
         "process_accuracy": process,
         "error_types": errors,
         "complete": all(e.id in records for e in entries),

@@ -17,27 +17,40 @@ def _verdict(res: dict) -> dict:
     return {"valid": res["valid"], "error_type": res["error_type"], "error": res["error"]}
 
 
-def _decoded(text: str, mode: str, scoring: str, multi_turn: bool):
+def _decoded(text: str, mode: str, scoring: str, multi_turn: bool, decoding: str = "official"):
     try:
-        return decode(text, mode=mode, scoring=scoring, multi_turn=multi_turn), None
+        return decode(text, mode=mode, scoring=scoring, multi_turn=multi_turn, decoding=decoding), None
     except toolcalls.DecodeError as e:
         return None, {"valid": False, "error_type": "wrong_output_format", "error": f"{e.kind}: {e}"}
 
 
-def score_text(entry: Entry, raw: str, mode: str, arg_set: bool = False) -> dict:
-    """A normal or special reply -> {valid, error_type, error, decoded, strict, think_stripped}."""
+DECODINGS = ("official", "lenient")
+
+
+def score_text(entry: Entry, raw: str, mode: str, arg_set: bool = False, decoding: str = "official") -> dict:
+    """A normal or special reply -> {valid, error_type, error, decoded, strict, by_decoding, think_stripped}:
+    the compat verdict under `decoding` (official: the leaderboard's own list extraction and value
+    resolution; lenient: quote-aware extraction), by_decoding the compat verdict under each."""
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding must be one of {DECODINGS}, not {decoding!r}")
     text = toolcalls.strip_think(raw)
     out = {"think_stripped": text != raw.strip()}
-    if entry.kind == "special":
+    if entry.kind == "special":  # substring checks on the text: nothing is decoded
         c = compat.check_special(entry.category, text, entry.ground_truth)
         s = strict.check_special(entry.category, text, entry.ground_truth)
-        return {**_verdict(c), "decoded": None, "strict": _verdict(s), **out}
+        return {**_verdict(c), "decoded": None, "strict": _verdict(s),
+                "by_decoding": dict.fromkeys(DECODINGS, c["valid"]), **out}
     multi = entry.kind == "normal_multi_turn"
-    calls, err = _decoded(text, mode, "compat", multi)
-    c = err or compat.check_normal(entry.functions, calls, entry.ground_truth)
+    verdicts, decoded = {}, {}
+    for d in DECODINGS:
+        calls, err = _decoded(text, mode, "compat", multi, d)
+        verdicts[d] = err or compat.check_normal(entry.functions, calls, entry.ground_truth)
+        decoded[d] = calls
+    c = verdicts[decoding]
     scalls, serr = _decoded(text, mode, "strict", multi)
     s = serr or strict.check_normal(entry.functions, scalls, entry.ground_truth, arg_set=arg_set)
-    return {**_verdict(c), "decoded": json_safe(calls), "strict": _verdict(s), **out}
+    return {**_verdict(c), "decoded": json_safe(decoded[decoding]), "strict": _verdict(s),
+            "by_decoding": {d: v["valid"] for d, v in verdicts.items()}, **out}
 
 
 def score_agent(entry: Entry, state: list, process: list[str]) -> dict:

@@ -17,7 +17,7 @@ import copy
 import json
 import re
 
-from evals.acebench.decode import _arith
+from evals.leaderboard_ast import arithmetic
 from evals.acebench.sandbox.base import BaseApi
 from evals.acebench.sandbox.food import FoodPlatform
 from evals.acebench.sandbox.message import MessageApi
@@ -93,7 +93,7 @@ def _value(node: ast.AST, src: str, depth: int = 0):
             raise Unparsable("unhashable dict key") from None
     if isinstance(node, ast.BinOp):
         try:
-            return _arith(node)
+            return arithmetic(node)
         except ValueError as e:
             raise Unparsable(str(e)) from None
     if isinstance(node, ast.Name):
