@@ -217,8 +217,10 @@ DECODE_HELP = ("official (the benchmark's own decoding of prompt-mode replies: t
 
 
 def _check_decode(decode: str) -> None:
-    if decode not in ("official", "lenient"):
-        raise UserError(f"--decode: unknown decoding {decode!r}; choose official or lenient")
+    from evals.leaderboard_ast import DECODINGS
+
+    if decode not in DECODINGS:
+        raise UserError(f"--decode: unknown decoding {decode!r}; choose {' or '.join(DECODINGS)}")
 
 
 @eval_app.command("bfcl")

@@ -19,8 +19,10 @@ def print_bfcl_summary(summary: dict, console: Console | None = None) -> None:
     t.add_column("correct", justify="right")
     t.add_column("total", justify="right")
     t.add_column("accuracy %", justify="right")
+    from evals.leaderboard_ast import other_decoding
+
     primary = summary.get("decoding", "official")
-    other = "lenient" if primary == "official" else "official"
+    other = other_decoding(primary)
     has_other = all(other in (c.get("by_decoding") or {}) for c in per.values()) and bool(per)
     if has_other:  # the same replies decoded the other way: how much of the score is formatting
         t.add_column(f"{other} %", justify="right")
@@ -70,7 +72,9 @@ def print_acebench_summary(summary: dict, console: Console | None = None) -> Non
         if not console.is_terminal:
             console = Console(width=160)  # a pipe or a file: keep category names and column labels whole
     t = Table(title=f"ACEBench (en) per category  [{summary['eval_id']}]", title_justify="left")
-    other = "lenient" if summary.get("decoding", "official") == "official" else "official"
+    from evals.leaderboard_ast import other_decoding
+
+    other = other_decoding(summary.get("decoding", "official"))
     for col in ("category", "correct", "total", "accuracy %", f"{other} %", "strict %", "process %"):
         t.add_column(col, justify="left" if col == "category" else "right")
     for cat, c in summary["per_category"].items():

@@ -18,6 +18,7 @@ import copy
 from core import toolcalls
 from core.errors import UserError
 from evals import leaderboard_ast
+from evals.leaderboard_ast import DECODINGS
 from evals.bfcl_import import bfcl
 
 MODES = ("auto", "prompt", "fc")
@@ -96,9 +97,6 @@ def tool_result_messages(calls: list[toolcalls.ToolCall], results: list[str], mo
 
 def assistant_message(text: str) -> dict:
     return {"role": "assistant", "content": text}
-
-
-DECODINGS = ("official", "lenient")
 
 
 def decode(text: str, mode: str, language: str = "python", decoding: str = "official") -> list[dict]:

@@ -13,6 +13,8 @@ from core import toolcalls
 from evals import bfcl_prompt
 from evals.bfcl_data import Entry, language
 from evals.bfcl_import import MODEL_NAME, bfcl
+from evals.leaderboard_ast import other_decoding
+from evals.results import json_safe
 
 
 def _decoder_error(e: Exception) -> str:
@@ -23,7 +25,7 @@ def score_single(entry: Entry, raw: str, mode: str, decoding: str = "official") 
     """-> {valid, error_type, error, decoded, decoding, by_decoding}: the verdict under `decoding`
     and, in by_decoding, whether the reply is valid under each decoding (the lenient column)."""
     res = _score_single(entry, raw, mode, decoding)
-    other = "lenient" if decoding == "official" else "official"
+    other = other_decoding(decoding)
     same = mode == "fc" or language(entry.category) != "python"  # one decoder serves both
     other_valid = res["valid"] if same else _score_single(entry, raw, mode, other)["valid"]
     return {**res, "decoding": decoding, "by_decoding": {decoding: res["valid"], other: other_valid}}
@@ -67,7 +69,7 @@ def score_multi_turn(entry: Entry, steps: list[list[str]], mode: str, decoding: 
     before checking, as bfcl does. by_decoding rescores the same steps under the other decoding (the
     replies themselves were produced while the session executed calls under `decoding`)."""
     res = _score_multi_turn(entry, steps, mode, decoding)
-    other = "lenient" if decoding == "official" else "official"
+    other = other_decoding(decoding)
     other_valid = res["valid"] if mode == "fc" else _score_multi_turn(entry, steps, mode, other)["valid"]
     return {**res, "decoding": decoding, "by_decoding": {decoding: res["valid"], other: other_valid}}
 
@@ -104,17 +106,5 @@ def _jsonable(turns: list[list[list[toolcalls.ToolCall]]]) -> list:
 
 
 def _result(valid: bool, error_type: str | None, error: str | None, decoded) -> dict:
-    return {"valid": valid, "error_type": error_type, "error": error, "decoded": _jsonable_value(decoded)}
+    return {"valid": valid, "error_type": error_type, "error": error, "decoded": json_safe(decoded)}
 
-
-def _jsonable_value(value):
-    """Decoded values as records can store them: tuples as lists, a None key as "None", and values JSON
-    has no form for (bytes, complex) as their repr."""
-    if isinstance(value, dict):
-        return {k if isinstance(k, (str, int, float, bool)) else repr(k): _jsonable_value(v)
-                for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable_value(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return repr(value)

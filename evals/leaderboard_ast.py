@@ -18,6 +18,16 @@ import operator
 
 from core.toolcalls import MAX_DEPTH, DecodeError
 
+DECODINGS = ("official", "lenient")  # the leaderboard's decoding (default) | the project's recovering one
+
+
+def other_decoding(decoding: str) -> str:
+    """The decoding scored beside `decoding` (its own column)."""
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding must be one of {DECODINGS}, not {decoding!r}")
+    return DECODINGS[1 - DECODINGS.index(decoding)]
+
+
 QUIRKS = {
     "unary_negates": "any unary operator on a literal negates it (bfcl and ACEBench: `+10` -> -10, "
                      "`not True` -> -1); upstream reads `-operand.value`",

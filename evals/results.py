@@ -141,3 +141,18 @@ def response_lines(path: Path):
                 raise InputFileError(path, n, f"duplicate id {sid!r} (first on line {seen[sid]})")
             seen[sid] = n
             yield n, sid, obj
+
+
+def json_safe(obj, depth: int = 0):
+    """A copy that json.dumps accepts: dict keys that JSON cannot hold become their repr, tuples become
+    lists, anything else unknown becomes its str (model-made values can hold such things)."""
+    if depth > 200:
+        return repr(obj)
+    if isinstance(obj, dict):
+        return {(k if isinstance(k, (str, int, float, bool)) or k is None else repr(k)): json_safe(v, depth + 1)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v, depth + 1) for v in obj]
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)

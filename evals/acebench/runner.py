@@ -19,6 +19,7 @@ from tqdm import tqdm
 from core.backends import GenParams
 from evals.acebench import data, fetch, metrics, prompts
 from evals.acebench.agent import AgentSession
+from evals.leaderboard_ast import other_decoding
 from evals.acebench.data import Entry
 from evals.acebench.gen import Generator
 from evals.acebench.score import score_agent, score_text
@@ -168,7 +169,7 @@ def summarize(eid: str, config: dict, entries: list[Entry], records: dict[str, d
     per_cat = metrics.per_category(entries, records, "compat")
     per_strict = metrics.per_category(entries, records, "strict")
     decoding = config.get("decoding", "official")
-    other = "lenient" if decoding == "official" else "official"
+    other = other_decoding(decoding)
     per_other = metrics.per_category(entries, records, other)  # the same replies decoded the other way
     for cat, c in per_cat.items():
         s = per_strict[cat]

@@ -10,7 +10,8 @@ from evals.acebench import scorer_compat as compat
 from evals.acebench import scorer_strict as strict
 from evals.acebench.data import Entry
 from evals.acebench.decode import decode
-from evals.acebench.sandbox.executor import json_safe
+from evals.leaderboard_ast import DECODINGS, other_decoding
+from evals.results import json_safe
 
 
 def _verdict(res: dict) -> dict:
@@ -24,15 +25,11 @@ def _decoded(text: str, mode: str, scoring: str, multi_turn: bool, decoding: str
         return None, {"valid": False, "error_type": "wrong_output_format", "error": f"{e.kind}: {e}"}
 
 
-DECODINGS = ("official", "lenient")
-
-
 def score_text(entry: Entry, raw: str, mode: str, arg_set: bool = False, decoding: str = "official") -> dict:
     """A normal or special reply -> {valid, error_type, error, decoded, strict, by_decoding, think_stripped}:
     the compat verdict under `decoding` (official: the leaderboard's own list extraction and value
     resolution; lenient: quote-aware extraction), by_decoding the compat verdict under each."""
-    if decoding not in DECODINGS:
-        raise ValueError(f"decoding must be one of {DECODINGS}, not {decoding!r}")
+    other_decoding(decoding)  # checks the name
     text = toolcalls.strip_think(raw)
     out = {"think_stripped": text != raw.strip()}
     if entry.kind == "special":  # substring checks on the text: nothing is decoded

@@ -18,6 +18,7 @@ import json
 import re
 
 from evals.leaderboard_ast import arithmetic
+from evals.results import json_safe  # noqa: F401  (re-exported: sandbox results are recorded with it)
 from evals.acebench.sandbox.base import BaseApi
 from evals.acebench.sandbox.food import FoodPlatform
 from evals.acebench.sandbox.message import MessageApi
@@ -243,21 +244,6 @@ class Sandbox:
         out = [{name: {k: v for k, v in vars(inst).items() if k in keep[name]}}
                for name, inst in self.instances.items()]
         return json.loads(json.dumps(json_safe(out)))
-
-
-def json_safe(obj, depth: int = 0):
-    """A copy that json.dumps accepts: dict keys that JSON cannot hold become their repr, tuples become
-    lists, anything else unknown becomes its str (model-made values can hold such things)."""
-    if depth > 200:
-        return repr(obj)
-    if isinstance(obj, dict):
-        return {(k if isinstance(k, (str, int, float, bool)) or k is None else repr(k)): json_safe(v, depth + 1)
-                for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v, depth + 1) for v in obj]
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
 
 
 _NONE = object()
