@@ -117,6 +117,9 @@ class AssembleSection(_Strict):
     static: bool = False  # ablation: every D_j is fresh seed data only (same budget, same steps)
     max_error_seeds: int | None = Field(None, ge=0, description="cap on error seeds in D_{j+1}, drawn "
                                         "uniformly; None = all of them (the paper)")
+    keep_text_share: bool = Field(False, description="D_{j+1} keeps at least seeds.text_fraction of text "
+                                  "labels (refuse/clarify): text samples the error-driven parts left out "
+                                  "replace call samples (off in the paper)")
 
     def fresh_for(self, next_iteration: int) -> int:
         i = next_iteration - 2

@@ -216,3 +216,37 @@ def test_run_reads_the_iteration_files_and_writes_the_next_dataset(tmp_path):
     assert all(s.id.startswith("p") for s in fresh)  # never a pool sample that was in D_1
     assert next(s for s in written if s.id == "e0").source == "relabel"
     assert not list(tmp_path.glob("iter-2/*.tmp"))
+
+
+def test_keep_text_share_swaps_calls_for_left_out_text_samples():
+    # an error-driven D_2 of calls only: 6 call error seeds, 12 call + 6 text expansions, 8 text
+    # mastered, a pool of 10 call + 10 text seeds; budget 24 = 6 ES + 6 fresh + 12 EE
+    def C(i, parent=None):
+        return S(i, "expand" if parent else "seed:test", parent).model_copy(
+            update={"label": Label(calls=[Call(name="f")])})
+    dataset = [C(f"e{n}") for n in range(6)] + [S(f"m{n}") for n in range(8)]
+    probe = [{"id": f"e{n}", "mastered": False, "ppl": 2.0} for n in range(6)]
+    probe += [{"id": f"m{n}", "mastered": True, "ppl": 1 + n / 10} for n in range(8)]
+    judge = [{"id": f"e{n}", "verdict": "PRED_WRONG"} for n in range(6)]
+    expansions = [C(f"x{n}-{c}", f"e{n}") for n in range(6) for c in range(2)]
+    expansions += [S(f"t{n}", "expand", f"e{n}") for n in range(6)]
+    pool = [C(f"pc{n}") for n in range(10)] + [S(f"pt{n}") for n in range(10)]
+    c = cfg(24, [6])
+    c.seeds.text_fraction = 0.5
+    before, comp0 = asm.assemble(c, 2, pool, dataset, probe, judge, expansions, random.Random(0))
+    assert "text_share" not in comp0  # off by default (the paper)
+    c.assemble.keep_text_share = True
+    samples, comp = asm.assemble(c, 2, pool, dataset, probe, judge, expansions, random.Random(0))
+    text = [s for s in samples if s.label.is_text]
+    assert len(samples) == 24 and len(text) == 12 > sum(s.label.is_text for s in before)
+    assert comp["error_seeds"] == 6 and all(not s.label.is_text for s in samples if s.meta["set"] == "ES")
+    ts = comp["text_share"]
+    assert ts["text_before"] == sum(s.label.is_text for s in before) and ts["text_shortfall"] == 0
+    assert sum(ts["text_added"].values()) == sum(ts["calls_removed"].values()) == 12 - ts["text_before"]
+    # mastered text first (HPPL, highest PPL first), then text expansions; never an error seed out
+    need = 12 - ts["text_before"]
+    assert ts["text_added"] == ({"HPPL": 8, "EE": need - 8} if need > 8 else {"HPPL": need})
+    hp = {s.id for s in text if s.meta["set"] == "HPPL"}
+    assert hp == {f"m{n}" for n in range(8 - min(need, 8), 8)}  # the highest PPLs (m7 = 1.7)
+    assert ts["calls_removed"].get("fresh", 0) == sum(not s.label.is_text for s in before if s.meta["set"] == "fresh")
+    assert len({s.id for s in samples}) == 24

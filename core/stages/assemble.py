@@ -16,6 +16,13 @@ Fill order, each step taking at most what is left of the budget:
   5. Still short: random mastered samples not taken yet (these only exist when some have no PPL or
      the rule is "none"), then more fresh seeds from the pool. Whatever is still missing is reported
      as `shortfall` (the set is then smaller than the budget).
+  6. cfg.assemble.keep_text_share (off in the paper): when the set holds fewer text labels (refuse /
+     clarify) than seeds.text_fraction of it, text samples left out above replace call samples. Text
+     in: mastered samples not taken (HPPL order: retention is what this rule is for), then
+     expansions, then unused pool seeds; calls out:
+     fresh seeds, top-up, HPPL, then expansions, never error seeds. An error-driven set otherwise
+     follows the failures, which are mostly calls once refusals are mastered, and the policy
+     forgets to refuse (cpu-demo: 38 refusals in D_1, 26 in D_2, BFCL irrelevance 27 -> 10/50).
 Static mode (cfg.assemble.static, the paper's static baseline): D_{j+1} = `budget` fresh seeds; if
 the unused pool runs out, the rest is re-drawn from D_j (the static run only ever trains on seeds).
 
@@ -109,6 +116,36 @@ def error_seeds(dataset_j: list[Sample], judge_records: list[dict]) -> tuple[lis
     return out, pw, lw
 
 
+def keep_text_share(parts: dict[str, list[Sample]], share: float, sources: dict[str, list[Sample]],
+                    rng: random.Random) -> dict:
+    """Rebalance `parts` in place to at least `share` text labels (fill rule 6): returns the counts.
+
+    sources: candidate samples per part they join ("HPPL", "EE", "fresh"), in that order of use, each
+    taken from its front (the caller orders them); non-text samples and those in `parts` are skipped."""
+    total = sum(len(v) for v in parts.values())
+    have = sum(s.label.is_text for v in parts.values() for s in v)
+    need = max(0, round(share * total) - have)
+    taken = {s.id for v in parts.values() for s in v}
+    added: dict[str, int] = {}
+    removable = [(p, i) for p in ("fresh", "topup_fresh", "topup_mastered", "HPPL", "EE")
+                 for i in rng.sample(range(len(parts.get(p, []))), len(parts.get(p, [])))
+                 if not parts[p][i].label.is_text]
+    drop: dict[str, set[int]] = {}
+    for part, cands in sources.items():
+        cands = [s for s in cands if s.label.is_text and s.id not in taken]
+        for s in cands[:min(need, len(removable))]:
+            p, i = removable.pop(0)
+            drop.setdefault(p, set()).add(i)
+            parts.setdefault(part, []).append(s)
+            taken.add(s.id)
+            added[part] = added.get(part, 0) + 1
+            need -= 1
+    for p, idx in drop.items():
+        parts[p] = [s for i, s in enumerate(parts[p]) if i not in idx]
+    return {"text_share_target": share, "text_before": have, "text_added": added,
+            "calls_removed": {p: len(idx) for p, idx in drop.items()}, "text_shortfall": need}
+
+
 def assemble(cfg, iteration_next: int, pool_unused: list[Sample], dataset_j: list[Sample],
              probe_records: list[dict], judge_records: list[dict], expansions: list[Sample],
              rng: random.Random) -> tuple[list[Sample], dict]:
@@ -148,7 +185,12 @@ def assemble(cfg, iteration_next: int, pool_unused: list[Sample], dataset_j: lis
         rest = [by_id[i] for i in mastered if i not in hp_set]
         parts["topup_mastered"] = _pick(rest, counts["topped_up_mastered"], rng)
         parts["topup_fresh"] = [pool[i] for i in sorted(draw[counts["fresh_seeds"]:])]
-        extra = {"error_seeds_available": len(es), "error_seeds_pred_wrong_available": pw,
+        if a.keep_text_share:
+            extra["text_share"] = keep_text_share(parts, cfg.seeds.text_fraction, {
+                "HPPL": [by_id[i] for i in ranked] + rest,
+                "EE": rng.sample(expansions, len(expansions)),
+                "fresh": rng.sample(pool, len(pool))}, rng)
+        extra |= {"error_seeds_available": len(es), "error_seeds_pred_wrong_available": pw,
                  "error_seeds_label_wrong_available": lw,
                  "error_seeds_label_wrong": sum(1 for s in parts["ES"] if s.source == "relabel"),
                  "expansion_candidates": len(expansions), "expansion_seeds": len(groups),
