@@ -2,7 +2,7 @@
 
 The simulator plays user, assistant and tool from templates. Every argument value is drawn from a slot
 generator and written into the user's words, so string and number arguments of a label always appear
-in the conversation (:func:`ungrounded` checks it). Kinds, shaped like BFCL-v3 non-live (no BFCL
+in the conversation (core.checks.ungrounded checks it). Kinds, shaped like BFCL-v3 non-live (no BFCL
 function or query is used):
   single-turn calls  simple | multiple (distractor tools) | parallel (one function, several value
                      sets) | parallel_multiple (two functions);
@@ -20,10 +20,8 @@ import json
 import random
 import re
 from random import Random
-from typing import Any
 
 from core.schema import Call, Label, Message, Sample
-from core.seeds import values as V
 from core.seeds.apis import ApiSpec, make_api
 from core.seeds.catalog import LEAVES, Leaf
 from core.seeds.llmgen import synthesize_llm  # noqa: F401  (re-exported: the LLM-driven generator)
@@ -272,37 +270,3 @@ def synthesize(n: int, seed: int = 0, text_fraction: float = 0.15, multi_turn_fr
     return [synth_one(f"syn-{seed}-{i}", random.Random(f"{seed}-{i}"), text_flags[i], multi_flags[i], refuse_share,
                        refuse_same_domain)
             for i in range(n)]
-
-
-def conversation_text(sample: Sample) -> str:
-    parts = []
-    for m in sample.messages:
-        parts.append(m.content)
-        for c in m.tool_calls or []:
-            parts.append(json.dumps(c.arguments, ensure_ascii=False))
-    return "\n".join(parts)
-
-
-def _leaves(value: Any):
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from _leaves(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _leaves(v)
-    else:
-        yield value
-
-
-def ungrounded(sample: Sample) -> list[str]:
-    """String and number argument values of the label that do not appear in the conversation."""
-    text = conversation_text(sample)
-    missing = []
-    for call in sample.label.calls or []:
-        for v in _leaves(call.arguments):
-            if isinstance(v, bool) or v is None:
-                continue
-            s = V.number_text(v) if isinstance(v, (int, float)) else str(v)
-            if s not in text:
-                missing.append(f"{call.name}: {s!r}")
-    return missing
