@@ -197,6 +197,14 @@ class BusClient:
         except aiomqtt.MqttError as e:
             raise BusError(f"publish {topic}: {e}") from None
 
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait, at most `timeout_s`, until what publish_nowait() queued has gone out; returns at once
+        while disconnected. True when nothing is left queued."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._queue and self.connected and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        return not self._queue
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def run(self) -> None:

@@ -32,12 +32,12 @@ class PlayedCore:
         self.presence: list[tuple[str, bytes]] = []
         self.state, self.seq = "running", 0
 
-    def t(self, kind, *rest):
+    def topic(self, kind, *rest):
         return bp.topic(self.core_id, kind, *rest)
 
     def on_connection(self, up: bool) -> None:
         if up:
-            self.bus.publish_nowait(self.t("online"), b"true", qos=1, retain=True)
+            self.bus.publish_nowait(self.topic("online"), b"true", qos=1, retain=True)
             self.status()
 
     def status(self) -> None:
@@ -45,7 +45,7 @@ class PlayedCore:
         st = bp.Status(core_id=self.core_id, run_id="itest-run", state=self.state, iteration=1, iterations=2,
                        stage="train", paused=self.state == "paused", seq=self.seq,
                        progress=bp.Progress(stage="train", iteration=1, done=5, total=20, eta_s=30.0))
-        self.bus.publish_nowait(self.t("status"), st.dump(), qos=1, retain=True)
+        self.bus.publish_nowait(self.topic("status"), st.dump(), qos=1, retain=True)
 
     def on_presence(self, topic: str, payload: bytes, retained: bool) -> None:
         self.presence.append((topic, payload))
@@ -63,23 +63,23 @@ class PlayedCore:
         if verb in ("pause", "resume"):
             self.state = "paused" if verb == "pause" else "running"
             self.status()
-            self.bus.publish_nowait(self.t("events"), bp.Event(event=verb + "d").dump(), qos=1)
+            self.bus.publish_nowait(self.topic("events"), bp.Event(event=verb + "d").dump(), qos=1)
             ack("done", verb + "d")
         elif verb == "eval":
             scores = {"overall": 0.42, "non_live_ast": 0.5, "live": 0.4, "multi_turn": 0.0, "relevance": 1.0,
                       "irrelevance": 0.8}
             brief = {"benchmark": args.benchmark, "iteration": args.iteration, "scores": scores}
-            self.bus.publish_nowait(self.t("metrics", "accuracy"),
+            self.bus.publish_nowait(self.topic("metrics", "accuracy"),
                                     bp.Metrics(stream="accuracy", stage="eval", **brief).dump(), qos=1)
-            self.bus.publish_nowait(self.t("events"), bp.Event(event="eval_done", **brief).dump(), qos=1)
+            self.bus.publish_nowait(self.topic("events"), bp.Event(event="eval_done", **brief).dump(), qos=1)
             ack("done", f"{args.benchmark} iteration {args.iteration}: overall 0.4200", brief)
         elif verb == "history":
             rows = [{"run_id": "itest-run", "state": "running", "iterations": 2, "model": "embedded"}]
             ack("done", "1 runs", {"table": args.table, "rows": rows if args.table == "runs" else []})
 
     async def close(self) -> None:
-        await self.bus.publish(self.t("status"), b"", retain=True)  # leave the broker clean for the next test
-        await self.bus.publish(self.t("online"), b"", retain=True)
+        await self.bus.publish(self.topic("status"), b"", retain=True)  # leave the broker clean for the next test
+        await self.bus.publish(self.topic("online"), b"", retain=True)
         await self.bus.close()
 
 
@@ -172,13 +172,14 @@ def test_console_drives_the_real_daemon_and_engine(embedded_broker, tmp_path):
     import uuid
     from pathlib import Path
 
+    from core.config import load
     from core.daemon import CoreDaemon, will_for
     from core.engine import Engine
     from core.store import ResultStore
 
     store = ResultStore(tmp_path / "db.json")
-    text = (Path(__file__).parent / "data" / "tiny-run.toml").read_text()
-    engine = Engine(text, f"tiny-console-{uuid.uuid4().hex[:6]}", store=store)
+    cfg = load(str(Path(__file__).parent / "data" / "tiny-run.toml"))
+    engine = Engine(cfg, f"tiny-console-{uuid.uuid4().hex[:6]}", store=store)
     engine.pause()
 
     async def go():

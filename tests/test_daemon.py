@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class FakeEngine:
-    """The engine's interface; the run goes on until stop(); evals answer after `eval_s`."""
+    """A core.engine.RunEngine without a loop: the run goes on until stop(); evals answer after `eval_s`."""
 
     def __init__(self, run_id="fake-run", eval_s=0.1, fail_eval=None):
         self.run_id, self.cfg_text = run_id, "[run]\nname = \"fake\"\niterations = 3\n"
@@ -104,6 +104,14 @@ class FakeEngine:
         for _, fut in self.evals:
             if not fut.done():
                 fut.set_exception(RuntimeError(f"not run: {reason}"))
+
+
+def test_the_stand_in_and_the_engine_share_the_daemons_protocol():
+    from core.engine import Engine, RunEngine
+
+    assert isinstance(FakeEngine(), RunEngine)
+    members = {m for m in dir(RunEngine) if not m.startswith("_")}
+    assert members <= set(dir(Engine)) | {"run_id", "cfg", "cfg_text", "state"}  # instance attributes
 
 
 class Console:
@@ -382,15 +390,17 @@ def fake_eval_job(cfg_text, run_dir, iteration, args, queue, stop):
 
 
 def test_real_engine_paused_serves_evals_and_history(embedded_broker, tmp_path, monkeypatch):
-    from core import eval_job
+    import core.benchmarks
+    from core.config import parse
     from core.engine import Engine
 
-    # a core whose evals.acebench lacks the loop entry point fails such requests clearly
-    monkeypatch.setattr(eval_job, "ACEBENCH_HOOK", "no_such_entry_point")
+    # a core where ACEBench is not installed (not in the benchmark registry) fails such requests clearly
+    bfcl_only = {"bfcl": core.benchmarks.get("bfcl")}
+    monkeypatch.setattr(core.benchmarks, "registry", lambda: bfcl_only)
 
     store = ResultStore(tmp_path / "db.json")
     text = (ROOT / "tests" / "data" / "tiny-run.toml").read_text()
-    engine = Engine(text, f"tiny-bus-{uuid.uuid4().hex[:6]}", store=store)
+    engine = Engine(parse(text, "tiny-run.toml"), f"tiny-bus-{uuid.uuid4().hex[:6]}", store=store)
     engine.eval_job_target = fake_eval_job
     engine.pause()
 
@@ -399,7 +409,7 @@ def test_real_engine_paused_serves_evals_and_history(embedded_broker, tmp_path, 
         con = await Console(embedded_broker.url, "real1").start()
         await wait_for(lambda: con.state() == "paused")
         a = await con.final(await con.send("eval", {"benchmark": "acebench"}))
-        assert a.status == "failed" and "ACEBench evaluation is not available yet" in a.detail
+        assert a.status == "failed" and "unknown benchmark 'acebench'; choose from bfcl" in a.detail
         a = await con.final(await con.send("eval", {"iteration": 2}))
         assert a.status == "failed" and "iteration 2 has no trained policy yet" in a.detail
         a = await con.final(await con.send("eval", {"subset": "simple_python"}), timeout=60)
