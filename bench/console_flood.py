@@ -44,7 +44,10 @@ async def publisher(url: str, rate: float, flood_s: float, steady_rate: float, s
     from core.bus import BusClient
 
     bus = BusClient(url, "bench-publisher", queue_size=5000)
-    t = lambda kind, *rest: bp.topic(CORE, kind, *rest)  # noqa: E731
+
+    def core_topic(kind, *rest):
+        return bp.topic(CORE, kind, *rest)
+
     state = {"paused": False, "seq": 0}
     attached = asyncio.Event()
 
@@ -65,7 +68,7 @@ async def publisher(url: str, rate: float, flood_s: float, steady_rate: float, s
         if verb in ("pause", "resume"):
             await ack("accepted")
             state["paused"] = verb == "pause"
-            await bus.publish(t("status"), status(), qos=1, retain=True)
+            await bus.publish(core_topic("status"), status(), qos=1, retain=True)
             await ack("done")
         elif verb == "history":
             await ack("done")
@@ -76,14 +79,14 @@ async def publisher(url: str, rate: float, flood_s: float, steady_rate: float, s
         if payload == b"true":
             attached.set()
 
-    bus.subscribe(t("cmd", "#"), on_cmd)
+    bus.subscribe(core_topic("cmd", "#"), on_cmd)
     bus.subscribe(f"{bp.PREFIX}/{bp.CONSOLE_SPACE}/+/online", on_presence)
-    bus.on_connection(lambda up: up and bus.publish_nowait(t("online"), b"true", qos=1, retain=True))
+    bus.on_connection(lambda up: up and bus.publish_nowait(core_topic("online"), b"true", qos=1, retain=True))
     task = asyncio.create_task(bus.run())
     await asyncio.wait_for(attached.wait(), 120)
 
     async def phase(name: str, per_s: float, seconds: float) -> int:
-        await bus.publish(t("events"), bp.Event(event="bench_phase", phase=name).dump(), qos=1)
+        await bus.publish(core_topic("events"), bp.Event(event="bench_phase", phase=name).dump(), qos=1)
         sent, t0, tick = 0, time.monotonic(), 0.01
         n = 0
         while (now := time.monotonic()) - t0 < seconds:
@@ -92,18 +95,18 @@ async def publisher(url: str, rate: float, flood_s: float, steady_rate: float, s
                 n += 1
                 k = n % 100
                 if k < 5:  # 5 %: status (the seq advances)
-                    bus.publish_nowait(t("status"), status(n), qos=1, retain=True)
+                    bus.publish_nowait(core_topic("status"), status(n), qos=1, retain=True)
                 elif k < 7:  # 2 %: events
-                    bus.publish_nowait(t("events"), bp.Event(event="probe_info", n=n).dump(), qos=1)
+                    bus.publish_nowait(core_topic("events"), bp.Event(event="probe_info", n=n).dump(), qos=1)
                 elif k < 10:
-                    bus.publish_nowait(t("metrics", "hardware"), bp.Metrics(
+                    bus.publish_nowait(core_topic("metrics", "hardware"), bp.Metrics(
                         stream="hardware", cpu_pct=float(n % 100), ram_pct=40.0, gpus=[]).dump())
                 elif k < 55:
-                    bus.publish_nowait(t("metrics", "throughput"), bp.Metrics(
+                    bus.publish_nowait(core_topic("metrics", "throughput"), bp.Metrics(
                         stream="throughput", stage="train", iteration=2, tok_s=float(800 + n % 400),
                         samples_s=2.0 + n % 5).dump())
                 else:
-                    bus.publish_nowait(t("metrics", "train"), bp.Metrics(
+                    bus.publish_nowait(core_topic("metrics", "train"), bp.Metrics(
                         stream="train", stage="train", iteration=2, step=n, loss=2.0 - (n % 100) / 100,
                         reward_mean=(n % 50) / 50).dump())
                 sent += 1
@@ -112,11 +115,11 @@ async def publisher(url: str, rate: float, flood_s: float, steady_rate: float, s
 
     sent_flood = await phase("flood", rate, flood_s)
     sent_steady = await phase("steady", steady_rate, steady_s)
-    await bus.publish(t("events"), bp.Event(event="bench_phase", phase="done", sent_flood=sent_flood,
+    await bus.publish(core_topic("events"), bp.Event(event="bench_phase", phase="done", sent_flood=sent_flood,
                                             sent_steady=sent_steady, dropped=bus.dropped).dump(), qos=1)
     await asyncio.sleep(0.5)
-    await bus.publish(t("online"), b"", qos=1, retain=True)
-    await bus.publish(t("status"), b"", qos=1, retain=True)
+    await bus.publish(core_topic("online"), b"", qos=1, retain=True)
+    await bus.publish(core_topic("status"), b"", qos=1, retain=True)
     await bus.close()
     await asyncio.gather(task, return_exceptions=True)
 
@@ -206,12 +209,12 @@ async def memory_feeder(link, phase, rate, flood_s, steady_rate, steady_s):
     on another process), and a played core answering in the same loop."""
     from core import busproto as bp
 
-    def ev(name, **kw):
+    def phase_event(name, **kw):
         link.on_message(bp.topic(CORE, "events"), bp.Event(event="bench_phase", phase=name, **kw).dump())
 
     n = 0
     for name, per_s, secs in (("flood", rate, flood_s), ("steady", steady_rate, steady_s)):
-        ev(name)
+        phase_event(name)
         sent, t0 = 0, time.monotonic()
         while (now := time.monotonic()) - t0 < secs:
             for _ in range(max(0, int((now - t0) * per_s) - sent)):
@@ -230,7 +233,7 @@ async def memory_feeder(link, phase, rate, flood_s, steady_rate, steady_s):
                     link.feed_metrics("train", stage="train", iteration=2, loss=1.0, reward_mean=0.5)
                 sent += 1
             await asyncio.sleep(0.01)
-    ev("done")
+    phase_event("done")
 
 
 def memory_core(link, verb, cmd):

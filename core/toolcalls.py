@@ -6,7 +6,8 @@ and bracket nesting is counted on the raw text (ignoring brackets inside string 
 comments) before any parser runs, so hostile nesting gives ``DecodeError("too_deep")``, never a
 ``RecursionError``.
 
-Think stripping (:func:`strip_think`, applied by :func:`parse_calls` and :func:`reward`): every
+Think stripping (:func:`strip_think`, applied by :func:`parse_calls` and by
+``core.prompt_format.decode_reply``, which the training reward ``core.prompt_format.reward`` uses): every
 ``<think>...</think>`` block is removed; then, if a ``</think>`` is left (Qwen3 templates put the
 opening tag in the prompt), everything up to and including the last ``</think>`` is dropped. An
 opening ``<think>`` that is never closed is left alone. The result is whitespace-stripped.
@@ -386,20 +387,3 @@ def tool_match(pred: list[ToolCall], label: list[ToolCall], list_as_set: bool = 
         return Counter((c.name, _canon(c.arguments, list_as_set)) for c in calls)
 
     return bag(pred) == bag(label)
-
-
-def reward(response: str, label: str, list_as_set: bool = False) -> float:
-    """1.0 iff ``response`` (think blocks stripped) makes exactly the label's calls.
-
-    A label without ``<tool_call>`` is a text-only turn: 1.0 iff the response has no call tags.
-    A response that fails to decode scores 0.0; a label that fails to decode raises DecodeError.
-    """
-    response = strip_think(response)
-    if _OPEN not in label:
-        return 0.0 if (_OPEN in response or _CLOSE in response) else 1.0
-    expected = parse_hermes(label)
-    try:
-        got = parse_hermes(response)
-    except DecodeError:
-        return 0.0
-    return 1.0 if tool_match(got, expected, list_as_set) else 0.0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -32,3 +33,46 @@ def hf_backend(embedded_path):
     backend = HFBackend(embedded_path, batch_size=4, dtype="float32")
     yield backend
     backend.close()
+
+
+# -- `make test-fast` (-m "not slow") loads no model ----------------------------------------------
+# A test that asks for one of these fixtures loads the embedded model (and converts it from GGUF on a
+# fresh machine), so it must be marked slow. Every other test runs with the embedded model's
+# resolution and transformers' from_pretrained (models and tokenizers) refusing to load anything.
+MODEL_FIXTURES = frozenset({"embedded_path", "hf_backend"})
+
+
+class ModelLoadInFastTest(AssertionError):
+    """A test not marked slow tried to load a model or tokenizer from disk."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Runs before the test's fixtures are set up, so an unmarked test fails before the model loads."""
+    if item.get_closest_marker("slow") is None:
+        wanted = MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if wanted:
+            pytest.fail(f"{item.nodeid} uses {', '.join(sorted(wanted))}, which load the embedded model: "
+                        "mark it @pytest.mark.slow", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_model_loads_outside_slow_tests(request, monkeypatch):
+    if request.node.get_closest_marker("slow") is not None:
+        return
+
+    def refuse(*args, **kwargs):
+        raise ModelLoadInFastTest(f"{request.node.nodeid} loads a model or tokenizer from disk: mark it "
+                                  "@pytest.mark.slow, or give it a stand-in")
+
+    import core.models
+
+    monkeypatch.setattr(core.models, "ensure_embedded", refuse)
+    # only once transformers is imported (importing it here would cost every fast run seconds); the
+    # Auto* classes end in these two, so patching them covers AutoModel* and AutoTokenizer too
+    if "transformers" in sys.modules:
+        from transformers.modeling_utils import PreTrainedModel
+        from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+        for cls in (PreTrainedModel, PreTrainedTokenizerBase):
+            monkeypatch.setattr(cls, "from_pretrained", classmethod(refuse))

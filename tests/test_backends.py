@@ -41,6 +41,7 @@ def assert_same(a, b, tol=1e-4):
 
 # -- hf ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_hf_batched_equals_unbatched(hf_backend, prompts):
     tok = hf_backend.tokenizer
     lengths = [len(tok(p)["input_ids"]) for p in prompts]
@@ -52,6 +53,7 @@ def test_hf_batched_equals_unbatched(hf_backend, prompts):
     assert isinstance(hf_backend, Backend)
 
 
+@pytest.mark.slow
 def test_hf_logprobs_are_the_models_own_distribution(hf_backend, prompts):
     before = hf_backend.tokens_generated
     gens = hf_backend.generate(prompts, GREEDY)
@@ -71,6 +73,7 @@ def test_hf_logprobs_are_the_models_own_distribution(hf_backend, prompts):
         assert gen.logprobs == pytest.approx(expected.squeeze(1).tolist(), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_hf_sampling_is_reproducible_with_a_seed(hf_backend, prompts):
     params = GenParams(max_new_tokens=12, temperature=1.0, top_p=0.95, seed=1234, logprobs=True)
     first, again = hf_backend.generate(prompts, params), hf_backend.generate(prompts, params)
@@ -80,6 +83,7 @@ def test_hf_sampling_is_reproducible_with_a_seed(hf_backend, prompts):
     assert [g.token_ids for g in other] != [g.token_ids for g in first]
 
 
+@pytest.mark.slow
 def test_hf_stop_string_truncates(hf_backend, prompts):
     full = hf_backend.generate([prompts[2]], GenParams(max_new_tokens=16))[0]
     mid = len(full.text) // 2
@@ -92,6 +96,7 @@ def test_hf_stop_string_truncates(hf_backend, prompts):
     assert stop not in hf_backend.tokenizer.decode(gen.token_ids[:-1])
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")  # peft -> transformers
 def test_hf_lora_adapter_switches_weights(hf_backend, embedded_path, prompts, tmp_path):
     from peft import LoraConfig, get_peft_model
@@ -133,6 +138,7 @@ def client(server, embedded_path, **kw) -> OpenAIBackend:
     return OpenAIBackend("embedded", server.base_url, **kw)
 
 
+@pytest.mark.slow
 def test_openai_matches_hf(server, hf_backend, embedded_path, prompts):
     remote = client(server, embedded_path, concurrency=3)
     for a, b in zip(remote.generate(prompts, GREEDY), hf_backend.generate(prompts, GREEDY)):
@@ -146,6 +152,7 @@ def test_openai_matches_hf(server, hf_backend, embedded_path, prompts):
         assert_same(a, b)
 
 
+@pytest.mark.slow
 def test_openai_sync_generate_inside_running_loop(server, embedded_path, prompts):
     remote = client(server, embedded_path)
     params = GenParams(max_new_tokens=6)
@@ -157,6 +164,7 @@ def test_openai_sync_generate_inside_running_loop(server, embedded_path, prompts
     assert [g.text for g in inside] == [g.text for g in awaited]
 
 
+@pytest.mark.slow
 def test_openai_retries_503_then_succeeds(server, embedded_path, prompts):
     server.fail_next(2, status=503)
     before = server.requests
@@ -167,6 +175,7 @@ def test_openai_retries_503_then_succeeds(server, embedded_path, prompts):
         client(server, embedded_path, max_retries=1).generate(prompts[:1], GenParams(max_new_tokens=4))
 
 
+@pytest.mark.slow
 def test_openai_client_errors_are_not_retried(server, embedded_path, prompts):
     before = server.requests
     with pytest.raises(OpenAIServerError, match="HTTP 400: max_tokens must be at least 1") as err:
@@ -176,6 +185,7 @@ def test_openai_client_errors_are_not_retried(server, embedded_path, prompts):
         client(server, embedded_path).generate(prompts[:1], GenParams(max_new_tokens=2), adapter="nope")
 
 
+@pytest.mark.slow
 def test_openai_timeout_is_honoured(server, embedded_path, prompts):
     server.stall_next(2, seconds=1.0)
     before = server.requests
@@ -185,6 +195,7 @@ def test_openai_timeout_is_honoured(server, embedded_path, prompts):
     assert server.requests - before == 2
 
 
+@pytest.mark.slow
 def test_openai_connect_error_is_retried_then_reported(embedded_path, prompts):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -256,6 +267,7 @@ TOOL_TEMPLATE = ("{% if tools %}<tools>{% for t in tools %}{{ t['function']['nam
                  "{% if add_generation_prompt %}<assistant>{% endif %}")
 
 
+@pytest.mark.slow
 def test_render_smollm2(hf_backend):
     tok, msgs = hf_backend.tokenizer, [{"role": "user", "content": "Hi"}]
     text = render(tok, msgs)
@@ -265,6 +277,7 @@ def test_render_smollm2(hf_backend):
     assert render(tok, msgs, tools=TOOLS) == text  # a ChatML template without tools ignores them
 
 
+@pytest.mark.slow
 def test_render_with_tools(embedded_path):
     from transformers import AutoTokenizer
 

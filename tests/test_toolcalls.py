@@ -1,4 +1,6 @@
-"""Tests for core.toolcalls: parsing, rendering, hostile inputs, matching, reward, bfcl-eval parity."""
+"""Tests for core.toolcalls: parsing, rendering, hostile inputs, matching, bfcl-eval parity.
+
+The reward built on this codec (core.prompt_format.reward) is tested in test_prompt_format.py."""
 from __future__ import annotations
 
 import json
@@ -18,7 +20,6 @@ from core.toolcalls import (
     render_call_string,
     render_hermes,
     render_python,
-    reward,
     strip_think,
     tool_match,
 )
@@ -375,81 +376,46 @@ def test_many_unclosed_think_tags_is_fast_enough():
 
 # ------------------------------------------------------------------------------------ tool_match
 
-def T(name, **kw):
+def call(name, **kw):
     return ToolCall(name, kw)
 
 
 def test_match_ignores_call_order_and_key_order():
-    assert tool_match([T("a", x=1), T("b", y=2, z=3)], [T("b", z=3, y=2), T("a", x=1)])
+    assert tool_match([call("a", x=1), call("b", y=2, z=3)], [call("b", z=3, y=2), call("a", x=1)])
     assert tool_match([], [])
 
 
 def test_match_number_rules():
-    assert tool_match([T("f", x=1)], [T("f", x=1.0)])
-    assert tool_match([T("f", x=[1, {"k": 2.0}])], [T("f", x=[1.0, {"k": 2}])])
-    assert not tool_match([T("f", x=True)], [T("f", x=1)])
-    assert not tool_match([T("f", x=False)], [T("f", x=0.0)])
-    assert not tool_match([T("f", x="1")], [T("f", x=1)])
-    assert not tool_match([T("f", x=None)], [T("f", x="None")])
-    assert not tool_match([T("f", x=1.5)], [T("f", x=1)])
+    assert tool_match([call("f", x=1)], [call("f", x=1.0)])
+    assert tool_match([call("f", x=[1, {"k": 2.0}])], [call("f", x=[1.0, {"k": 2}])])
+    assert not tool_match([call("f", x=True)], [call("f", x=1)])
+    assert not tool_match([call("f", x=False)], [call("f", x=0.0)])
+    assert not tool_match([call("f", x="1")], [call("f", x=1)])
+    assert not tool_match([call("f", x=None)], [call("f", x="None")])
+    assert not tool_match([call("f", x=1.5)], [call("f", x=1)])
 
 
 def test_match_names_keys_and_counts():
-    assert not tool_match([T("f", x=1)], [T("g", x=1)])
-    assert not tool_match([T("f", x=1)], [T("f", x=1, y=2)])
-    assert not tool_match([T("f", x=1)], [T("f", y=1)])
-    assert not tool_match([T("f", x=1)], [])
+    assert not tool_match([call("f", x=1)], [call("g", x=1)])
+    assert not tool_match([call("f", x=1)], [call("f", x=1, y=2)])
+    assert not tool_match([call("f", x=1)], [call("f", y=1)])
+    assert not tool_match([call("f", x=1)], [])
 
 
 def test_match_lists():
-    assert not tool_match([T("f", x=[1, 2])], [T("f", x=[2, 1])])
-    assert tool_match([T("f", x=[1, 2])], [T("f", x=[2, 1])], list_as_set=True)
-    assert tool_match([T("f", x=[[1, 2], [3]])], [T("f", x=[[3], [2, 1]])], list_as_set=True)
-    assert tool_match([T("f", x=[1, 1, 2])], [T("f", x=[2, 1])], list_as_set=True)
-    assert not tool_match([T("f", x=[1, 1, 2])], [T("f", x=[2, 1])])
+    assert not tool_match([call("f", x=[1, 2])], [call("f", x=[2, 1])])
+    assert tool_match([call("f", x=[1, 2])], [call("f", x=[2, 1])], list_as_set=True)
+    assert tool_match([call("f", x=[[1, 2], [3]])], [call("f", x=[[3], [2, 1]])], list_as_set=True)
+    assert tool_match([call("f", x=[1, 1, 2])], [call("f", x=[2, 1])], list_as_set=True)
+    assert not tool_match([call("f", x=[1, 1, 2])], [call("f", x=[2, 1])])
 
 
 def test_match_duplicate_calls_are_counted():
-    assert tool_match([T("f", x=1), T("f", x=1)], [T("f", x=1), T("f", x=1)])
-    assert not tool_match([T("f", x=1), T("f", x=1)], [T("f", x=1), T("g", x=1)])
-    assert not tool_match([T("f", x=1), T("f", x=1)], [T("f", x=1)])
-    assert not tool_match([T("f", x=1), T("f", x=1), T("g")], [T("f", x=1), T("g"), T("g")])
-    assert not tool_match([T("f", x=1), T("f", x=1)], [T("f", x=1), T("f", x=2)], list_as_set=True)
-
-
-# ------------------------------------------------------------------------------------ reward
-
-LABEL = render_hermes([T("get_weather", city="Paris", days=3)])
-
-
-def test_reward_text_only_label():
-    assert reward("Which city do you mean?", "Could you tell me the city?") == 1.0
-    assert reward(LABEL, "Could you tell me the city?") == 0.0
-    assert reward("oops </tool_call>", "Could you tell me the city?") == 0.0
-    assert reward("<think>maybe <tool_call> here?</think>Which city?", "Which city?") == 1.0
-
-
-def test_reward_call_label():
-    good = '<tool_call>\n{"arguments": {"days": 3.0, "city": "Paris"}, "name": "get_weather"}\n</tool_call>'
-    assert reward(good, LABEL) == 1.0
-    assert reward("<think>Let me think.</think>\n" + good, LABEL) == 1.0
-    assert reward("Let me think.</think>\n" + good, LABEL) == 1.0
-    assert reward(good.replace("Paris", "Rome"), LABEL) == 0.0
-    assert reward("It is sunny in Paris.", LABEL) == 0.0
-    assert reward(good + "\n" + good, LABEL) == 0.0
-
-
-def test_reward_malformed_response_is_zero():
-    assert reward('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"\n</tool_call>', LABEL) == 0.0
-    assert reward("<tool_call>\n" + "{" * 100_000 + "\n</tool_call>", LABEL) == 0.0
-    assert reward('<tool_call>\n{"name": "get_weather", "arguments": {"city"', LABEL) == 0.0
-
-
-def test_reward_list_as_set():
-    label = render_hermes([T("f", x=[1, 2])])
-    resp = render_hermes([T("f", x=[2, 1])])
-    assert reward(resp, label) == 0.0
-    assert reward(resp, label, list_as_set=True) == 1.0
+    assert tool_match([call("f", x=1), call("f", x=1)], [call("f", x=1), call("f", x=1)])
+    assert not tool_match([call("f", x=1), call("f", x=1)], [call("f", x=1), call("g", x=1)])
+    assert not tool_match([call("f", x=1), call("f", x=1)], [call("f", x=1)])
+    assert not tool_match([call("f", x=1), call("f", x=1), call("g")], [call("f", x=1), call("g"), call("g")])
+    assert not tool_match([call("f", x=1), call("f", x=1)], [call("f", x=1), call("f", x=2)], list_as_set=True)
 
 
 # ------------------------------------------------------------------------------------ bfcl parity
@@ -473,7 +439,7 @@ PARITY_SAMPLES = [
 
 @pytest.mark.parametrize("text", PARITY_SAMPLES)
 def test_parity_with_bfcl_decoder(text):
-    from evals.bfcl_import import bfcl
+    from core.bfcl_lib import bfcl
 
     bfcl()
     from bfcl_eval.constants.enums import ReturnFormat

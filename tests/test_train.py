@@ -72,7 +72,7 @@ def adapter_weights(policy: Path) -> dict:
     return load_file(str(policy / "adapter_model.safetensors"))
 
 
-# -- fast: arithmetic, config files, rows and reward ------------------------------------------------
+# -- arithmetic, config files, rows (slow: the embedded tokenizer) and reward ---------------------
 
 def test_batch_layout_gives_batch_size_prompts_per_step():
     assert train.batch_layout(8, 4, 1) == (4, 2)  # SFT: 8 samples = 2 x 4
@@ -88,7 +88,7 @@ def test_batch_layout_gives_batch_size_prompts_per_step():
         assert rows == bs * g if (bs * g) % n == 0 else rows < bs * g
 
 
-def test_accelerate_configs_are_well_formed(tmp_path, embedded_path):
+def test_accelerate_configs_are_well_formed(tmp_path):
     from accelerate.commands.config.config_args import load_config_from_file
 
     for name, kind in (("zero3", "DEEPSPEED"), ("fsdp", "FSDP")):
@@ -102,7 +102,7 @@ def test_accelerate_configs_are_well_formed(tmp_path, embedded_path):
     assert yaml.safe_load((path.parent / "zero3.yaml").read_text())["deepspeed_config"]["zero_stage"] == 3
 
     cfg = config_mod.load("qwen3-8b-paper")
-    ctx = make_ctx(tmp_path, cfg, embedded_path)
+    ctx = make_ctx(tmp_path, cfg, "/base-model")  # only named in the launch context, never loaded here
     cmd = accelerate_command(ctx)
     assert cmd[0].endswith("accelerate") and cmd[1] == "launch"
     assert cmd[cmd.index("--config_file") + 1].endswith("core/presets/accelerate/zero3.yaml")
@@ -116,7 +116,8 @@ def test_accelerate_configs_are_well_formed(tmp_path, embedded_path):
         accelerate_command(ctx)
 
 
-def test_rows_and_reward(embedded_path):
+@pytest.mark.slow  # the embedded model's tokenizer
+def test_build_rows_renders_prompts_and_completions(embedded_path):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(embedded_path)
@@ -130,6 +131,9 @@ def test_rows_and_reward(embedded_path):
     rows, _ = train.build_rows(tok, data, "fc", "grpo", 256)
     assert [r["sample_idx"] for r in rows] == [0, 1]
 
+
+def test_exact_match_reward_scores_each_row_against_its_sample():
+    data = [call_sample(0), text_sample(0)]
     fn = train.exact_match_reward(data, "fc")
     good = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
     wrong = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>'

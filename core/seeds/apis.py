@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from random import Random
 from typing import Any, Callable
 
-from core.seeds import values as V
-from core.seeds.catalog import BY_KEY, LEAVES, Leaf, P
+from core.seeds import values
+from core.seeds.catalog import BY_KEY, LEAVES, Leaf, Param
 
 NAMING = ("snake_case", "camelCase", "simple", "dotted")
 PARAM_COUNT = ("zero", "few", "many")
@@ -94,13 +94,13 @@ class ParamSpec:
         if self.phrase is None:
             if isinstance(value, bool):
                 return f"{self.words} {'enabled' if value else 'disabled'}"
-            return f"{self.words} {V.text(value)}"
+            return f"{self.words} {values.text(value)}"
         if isinstance(value, dict) and "{}" not in self.phrase:
             try:
-                return self.phrase.format(**{k: V.text(v) for k, v in value.items()})
+                return self.phrase.format(**{k: values.text(v) for k, v in value.items()})
             except (KeyError, IndexError):
-                return f"{self.words} {V.text(value)}"
-        return self.phrase.format(V.text(value))
+                return f"{self.words} {values.text(value)}"
+        return self.phrase.format(values.text(value))
 
 
 @dataclass
@@ -125,7 +125,7 @@ class ApiSpec:
 
 # ------------------------------------------------------------------------------- synthesis
 
-def _schema_for(p: P, slot: V.Slot, focus: str, optional: bool) -> dict:
+def _schema_for(p: Param, slot: values.Slot, focus: str, optional: bool) -> dict:
     desc = p.desc or f"The {p.words}{slot.hint}."
     if optional:
         desc += " Optional."
@@ -162,10 +162,10 @@ def make_api(rng: Random, leaf: Leaf | None = None, constraints: Constraints | N
     req = [p for p in leaf.params if p.req]
     opt = [p for p in leaf.params if not p.req]
     rng.shuffle(opt)
-    opt.sort(key=lambda p: V.SLOTS[p.slot].type not in _FOCUS_TYPES[c.type_focus])
+    opt.sort(key=lambda p: values.SLOTS[p.slot].type not in _FOCUS_TYPES[c.type_focus])
     count = c.param_count if (c.param_count != "zero" or leaf.zero_ok) else "few"
     if count == "zero":
-        chosen: list[P] = []
+        chosen: list[Param] = []
     elif count == "few" and len(req) <= 3:
         chosen = req + opt[:max(0, rng.randint(max(1, len(req)), 3) - len(req))]
     else:
@@ -174,7 +174,7 @@ def make_api(rng: Random, leaf: Leaf | None = None, constraints: Constraints | N
     pnaming = "camelCase" if c.naming == "camelCase" else "snake_case"
     specs, props, required = [], {}, []
     for p in chosen:
-        slot = V.SLOTS[p.slot]
+        slot = values.SLOTS[p.slot]
         key = fmt_name(p.words, pnaming)
         schema = _schema_for(p, slot, c.type_focus, not p.req)
         props[key] = schema
@@ -198,16 +198,17 @@ def match_leaf(name: str) -> Leaf | None:
 
 
 _STRING_HINTS = [
-    (("city", "location", "destination", "origin", "place", "town"), V.pick(V.CITIES)),
-    (("country", "nation"), V.pick(V.COUNTRIES)),
-    (("date", "day", "birthday"), V.date), (("time", "hour"), V.clock), (("email", "mail"), V.email),
-    (("phone", "mobile"), V.phone), (("currency",), V.pick(V.CURRENCIES)),
-    (("language", "lang", "locale"), V.pick(V.LANGUAGES)),
-    (("name", "user", "author", "person", "owner", "contact"), V.person),
-    (("id", "code", "number", "key", "token", "sku"), V.code("ID")),
-    (("symbol", "ticker"), V.pick(V.TICKERS)), (("genre",), V.pick(V.GENRES)),
-    (("cuisine",), V.pick(V.CUISINES)), (("title", "song", "movie", "book", "album"), V.pick(V.TITLES)),
-    (("message", "text", "content", "body", "note", "comment"), V.pick(V.NOTES)),
+    (("city", "location", "destination", "origin", "place", "town"), values.pick(values.CITIES)),
+    (("country", "nation"), values.pick(values.COUNTRIES)),
+    (("date", "day", "birthday"), values.date), (("time", "hour"), values.clock), (("email", "mail"), values.email),
+    (("phone", "mobile"), values.phone), (("currency",), values.pick(values.CURRENCIES)),
+    (("language", "lang", "locale"), values.pick(values.LANGUAGES)),
+    (("name", "user", "author", "person", "owner", "contact"), values.person),
+    (("id", "code", "number", "key", "token", "sku"), values.code("ID")),
+    (("symbol", "ticker"), values.pick(values.TICKERS)), (("genre",), values.pick(values.GENRES)),
+    (("cuisine",), values.pick(values.CUISINES)),
+    (("title", "song", "movie", "book", "album"), values.pick(values.TITLES)),
+    (("message", "text", "content", "body", "note", "comment"), values.pick(values.NOTES)),
 ]
 
 
@@ -215,7 +216,7 @@ def _string_gen(words: list[str]) -> Callable[[Random], Any]:
     for hints, gen in _STRING_HINTS:
         if any(w in hints for w in words):
             return gen
-    return V.pick(V.TOPICS)
+    return values.pick(values.TOPICS)
 
 
 def _type_of(schema: dict) -> str:
@@ -231,23 +232,23 @@ def infer_gen(key: str, schema: Any, depth: int = 0) -> Callable[[Random], Any]:
     words = words_of(key)
     enum = schema.get("enum")
     if isinstance(enum, list) and enum:
-        return V.pick(enum)
+        return values.pick(enum)
     t = _type_of(schema)
     if t in ("integer", "int", "long"):
         if "year" in words:
-            return V.ints(1995, 2024)
+            return values.ints(1995, 2024)
         if "age" in words:
-            return V.ints(18, 80)
+            return values.ints(18, 80)
         small = {"limit", "count", "num", "number", "max", "min", "size", "page", "top", "n", "quantity"}
-        return V.ints(2, 20) if small & set(words) else V.ints(2, 100)
+        return values.ints(2, 20) if small & set(words) else values.ints(2, 100)
     if t in ("float", "number", "double"):
         if {"amount", "price", "cost", "budget", "salary", "balance", "total"} & set(words):
-            return V.money
+            return values.money
         if {"lat", "latitude"} & set(words):
-            return V.decimal(-60, 60, 4)
+            return values.decimal(-60, 60, 4)
         if {"lon", "lng", "longitude"} & set(words):
-            return V.decimal(-170, 170, 4)
-        return V.decimal(1, 100, 2) if not {"rate", "percent", "ratio"} & set(words) else V.decimal(0.5, 12)
+            return values.decimal(-170, 170, 4)
+        return values.decimal(1, 100, 2) if not {"rate", "percent", "ratio"} & set(words) else values.decimal(0.5, 12)
     if t in ("boolean", "bool"):
         return lambda rng: rng.random() < 0.5
     if t in ("array", "list", "tuple") and depth < 4:
@@ -299,7 +300,7 @@ def spec_from_doc(doc: dict, leaf_key: str | None = None) -> ApiSpec:
         p = by_norm.get(norm(key))
         words = " ".join(words_of(key)) or key
         if p is not None:
-            specs.append(ParamSpec(key, p.words, schema, key in required, V.SLOTS[p.slot].gen, p.phrase))
+            specs.append(ParamSpec(key, p.words, schema, key in required, values.SLOTS[p.slot].gen, p.phrase))
         else:
             specs.append(ParamSpec(key, words, schema, key in required, infer_gen(key, schema), None))
     return ApiSpec(doc, leaf.intents if leaf else _intents_from(doc), specs, leaf.key if leaf else None)

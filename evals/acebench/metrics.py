@@ -35,18 +35,21 @@ def normal_from_columns(atom: float, single_turn: float, multi_turn: float, simi
 
 def summary_scores(acc: dict[str, float]) -> dict[str, float]:
     """File accuracies (fractions; missing files count 0) -> the leaderboard's columns (fractions)."""
-    a = lambda c: acc.get(c, 0.0)  # noqa: E731
-    atom = round(_mean(a(c) for c in ATOM), 3)
-    single = round(_mean(a(c) for c in SINGLE_TURN), 3)
-    multi = round(_mean(a(c) for c in MULTI_TURN), 3)
-    normal = normal_from_columns(atom, single, multi, a("normal_similar_api"), a("normal_preference"))
-    special = round(_mean(a(c) for c in SPECIAL), 3)
-    agent = round(_mean([a("agent_multi_turn"), a("agent_multi_step")]), 3)
+
+    def accuracy(category: str) -> float:
+        return acc.get(category, 0.0)
+
+    atom = round(_mean(accuracy(c) for c in ATOM), 3)
+    single = round(_mean(accuracy(c) for c in SINGLE_TURN), 3)
+    multi = round(_mean(accuracy(c) for c in MULTI_TURN), 3)
+    normal = normal_from_columns(atom, single, multi, accuracy("normal_similar_api"), accuracy("normal_preference"))
+    special = round(_mean(accuracy(c) for c in SPECIAL), 3)
+    agent = round(_mean([accuracy("agent_multi_turn"), accuracy("agent_multi_step")]), 3)
     return {"overall": overall(normal, special, agent), "normal": normal, "special": special, "agent": agent,
-            "atom": atom, "single_turn": single, "multi_turn": multi, "similar_api": a("normal_similar_api"),
-            "preference": a("normal_preference"), "incomplete": a("special_incomplete"),
-            "error_param": a("special_error_param"), "irrelevant": a("special_irrelevant"),
-            "agent_multi_turn": a("agent_multi_turn"), "agent_multi_step": a("agent_multi_step")}
+            "atom": atom, "single_turn": single, "multi_turn": multi, "similar_api": accuracy("normal_similar_api"),
+            "preference": accuracy("normal_preference"), "incomplete": accuracy("special_incomplete"),
+            "error_param": accuracy("special_error_param"), "irrelevant": accuracy("special_irrelevant"),
+            "agent_multi_turn": accuracy("agent_multi_turn"), "agent_multi_step": accuracy("agent_multi_step")}
 
 
 # The leaderboard's English table, in its order: (label, key in summary_scores).
