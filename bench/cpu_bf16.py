@@ -31,7 +31,8 @@ def generation(n: int, cfg) -> None:
     from core.backends.hf import HFBackend
     from core.models import resolve
     from core.prompting import render
-    from evals import bfcl_data, bfcl_prompt, bfcl_score
+    from core import prompt_format
+    from evals import bfcl_data, bfcl_score
 
     cats = bfcl_data.parse_categories(cfg.eval.bfcl_categories)
     entries = bfcl_data.select(cats, -(-n // len(cats)), seed=cfg.eval.holdout_seed)[:n]
@@ -39,7 +40,7 @@ def generation(n: int, cfg) -> None:
     out = {}
     for dtype in ("float32", "bfloat16"):
         b = HFBackend(resolve("embedded").path, dtype=dtype, batch_size=cfg.probe.batch_size)
-        prompts = [render(b.tokenizer, bfcl_prompt.first_messages(e.question[0], e.functions, "prompt"))
+        prompts = [render(b.tokenizer, prompt_format.first_messages(e.question[0], e.functions, "prompt"))
                    for e in entries]
         b.generate(prompts[:2], GenParams(max_new_tokens=4, temperature=0.0))  # warm-up
         t = time.perf_counter()

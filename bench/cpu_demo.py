@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.intervals import Estimate, mean_of_proportions, newcombe_difference, wilson  # noqa: E402
 
-STAGES = ("seed", "train", "probe", "judge", "expand", "assemble", "eval")
+from core.stages import STAGES  # noqa: E402
 
 
 # -- running ------------------------------------------------------------------------------------------
@@ -122,19 +122,31 @@ def _counts(per_category: dict) -> dict[str, tuple[int, int]]:
     return {k: (int(c["correct"]), int(c["total"])) for k, c in per_category.items() if c.get("total")}
 
 
+def benchmark_parts(eval_done: dict) -> tuple[dict, dict]:
+    """(summaries, skipped) by benchmark of one eval.done (core/stages/eval.py). Runs recorded before the
+    eval stage kept each benchmark apart (bench/results/ has some) stored the BFCL summary at the top
+    with ACEBench's under "acebench" or its reason under "acebench_skipped"."""
+    if "summaries" in eval_done:
+        return eval_done["summaries"], eval_done.get("skipped", {})
+    summaries = {"bfcl": eval_done, **({"acebench": eval_done["acebench"]} if eval_done.get("acebench") else {})}
+    return summaries, ({"acebench": eval_done["acebench_skipped"]} if eval_done.get("acebench_skipped") else {})
+
+
 def bfcl_result(eval_done: dict) -> dict:
     """Per-category counts and the metric (mean of per-category accuracies) of one eval.done."""
-    counts = _counts(eval_done["per_category"])
+    bfcl = benchmark_parts(eval_done)[0]["bfcl"]
+    counts = _counts(bfcl["per_category"])
     return {"per_category": counts, "metric": asdict(mean_of_proportions(list(counts.values()))),
-            "selection": {k: eval_done.get("config", {}).get(k) for k in ("categories", "per_category", "seed")}}
+            "selection": {k: bfcl.get("config", {}).get(k) for k in ("categories", "per_category", "seed")}}
 
 
 def acebench_result(eval_done: dict) -> dict | None:
     """The ACEBench part of one eval.done: counts, pooled and mean accuracy, Normal/Special; or the
     reason it was skipped; None when the run did not ask for ACEBench."""
-    if eval_done.get("acebench_skipped"):
-        return {"skipped": eval_done["acebench_skipped"]}
-    ace = eval_done.get("acebench")
+    summaries, skipped = benchmark_parts(eval_done)
+    if skipped.get("acebench"):
+        return {"skipped": skipped["acebench"]}
+    ace = summaries.get("acebench")
     if not ace:
         return None
     counts = _counts(ace["per_category"])

@@ -37,13 +37,14 @@ def bench_generation(n: int, max_new_tokens: int, batch_size: int) -> None:
     from core.backends.hf import HFBackend
     from core.models import resolve
     from core.prompting import render
+    from core import prompt_format
     from evals import bfcl_prompt
     from evals.bfcl import EvalConfig, run_eval
 
     entries = pick_entries(n)
     backend = HFBackend(resolve("embedded").path, batch_size=batch_size)
     mode = bfcl_prompt.resolve_mode("auto", backend.tokenizer)
-    prompts = [render(backend.tokenizer, bfcl_prompt.first_messages(e.question[0], e.functions, mode))
+    prompts = [render(backend.tokenizer, prompt_format.first_messages(e.question[0], e.functions, mode))
                for e in entries]
     params = GenParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=0)
     backend.generate(prompts[:batch_size], params)  # warm-up, not timed

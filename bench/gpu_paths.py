@@ -53,7 +53,7 @@ def check_generate(model_path: str, data, results: dict) -> None:
     from core.backends import GenParams
     from core.backends.hf import HFBackend
     from core.prompting import render
-    from core.render import prompt_messages
+    from core.prompt_format import prompt_messages
 
     params = GenParams(max_new_tokens=64, temperature=0.0, seed=0)
     for bs in (1, 16):

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from core.errors import UserError
 
@@ -154,6 +154,15 @@ class RunConfig(_Strict):
     expand: ExpandSection = ExpandSection()
     assemble: AssembleSection = AssembleSection()
     eval: EvalSection = EvalSection()
+    _text: str | None = PrivateAttr(None)
+
+    @property
+    def text(self) -> str:
+        """The TOML text this config was parsed from (by `parse`): what crosses a process boundary and
+        what a run directory keeps as config.toml. A config built otherwise has none."""
+        if self._text is None:
+            raise ValueError("this RunConfig was not parsed from TOML text (use core.config.parse)")
+        return self._text
 
     @model_validator(mode="after")
     def _cross_checks(self):
@@ -183,12 +192,14 @@ def parse(text: str, where: str) -> RunConfig:
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{where}: not valid TOML: {e}") from None
     try:
-        return RunConfig.model_validate(data)
+        cfg = RunConfig.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         raise UserError(f"{where}: {loc or '(top level)'}: {msg}") from None
+    cfg._text = text
+    return cfg
 
 
 def load(path_or_preset: str) -> RunConfig:

@@ -13,7 +13,7 @@ picks up from its own incremental output. Pause/stop are Events the workers chec
 optimizer steps (training saves a checkpoint before it pauses or stops).
 
 Everything an operator sees -- state, progress, throughput, events -- goes through `subscribe()`;
-the headless `looptool core` prints it and the console issue puts it on the bus.
+the headless `looptool core` prints it and core/daemon.py puts it on the bus.
 """
 from __future__ import annotations
 
@@ -25,15 +25,38 @@ import queue as queue_mod
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 from core import paths
-from core.config import RunConfig, parse
+from core.config import RunConfig
 from core.stages.base import is_done
+from core.worker import run_stage
 
 LOOP_STAGES = ("train", "eval", "probe", "judge", "expand", "assemble")
 STATIC_STAGES = ("train", "eval", "assemble")
 LAST_ITERATION_STAGES = ("train", "eval")  # nothing after the last eval feeds a D_{N+1}
+
+
+@runtime_checkable
+class RunEngine(Protocol):
+    """What the daemon (core/daemon*.py) and the headless printer use of an engine: Engine implements it,
+    and the daemon tests' stand-in implements the same Protocol."""
+    run_id: str
+    cfg: RunConfig
+    cfg_text: str
+    state: dict  # run_id, state, iteration, stage, paused, progress, seq, ts
+
+    def subscribe(self, fn: Callable[[str, dict], None]) -> None: ...
+    def pause(self) -> bool: ...
+    def resume(self) -> bool: ...
+    def stop(self) -> None: ...
+    async def run(self) -> str: ...
+    def request_eval(self, benchmark: str = "bfcl", subset: str | None = None, per_category: int | None = None,
+                     iteration: int | None = None) -> asyncio.Future: ...
+    def cancel_evals(self, reason: str) -> None: ...
+    @property
+    def evals_pending(self) -> int: ...
+    async def serve_evals(self) -> None: ...
 
 
 def new_run_id(cfg: RunConfig) -> str:
@@ -45,9 +68,11 @@ def run_dir_for(run_id: str) -> Path:
 
 
 class Engine:
-    def __init__(self, cfg_text: str, run_id: str, store=None):
+    def __init__(self, cfg: RunConfig, run_id: str, store=None):
+        """cfg: the validated run config (core.config.parse / load); its text goes to the workers."""
+        cfg_text = cfg.text
         self.cfg_text = cfg_text
-        self.cfg: RunConfig = parse(cfg_text, "run config")
+        self.cfg = cfg
         self.run_id = run_id
         self.run_dir = run_dir_for(run_id)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -194,38 +219,39 @@ class Engine:
         self._set(state="paused" if self._pause.is_set() else "running")
         self._record_run("running")
         try:
-            if not await self._stage("seed", 1, marker_dir=self.run_dir):
+            if await self._stage("seed", 1, marker_dir=self.run_dir) is None:
                 return self._finish("stopped")
-            if self.cfg.eval.after_each_iteration and not await self._stage("eval", 0):
+            if self.cfg.eval.after_each_iteration and await self._stage("eval", 0) is None:
                 return self._finish("stopped")
             for j in range(1, self.cfg.run.iterations + 1):
                 self._set(iteration=j)
+                stats = {}
                 for stage in iteration_stages(self.cfg, j):
-                    if not await self._stage(stage, j):
+                    stats[stage] = await self._stage(stage, j)
+                    if stats[stage] is None:
                         return self._finish("stopped")
-                self._record_iteration(j)
+                self._record_iteration(j, stats)
             return self._finish("finished")
         except StageFailed as e:
             self._event("error", {"stage": e.stage, "iteration": e.iteration, "traceback": e.tb})
             return self._finish("failed")
 
-    async def _stage(self, stage: str, iteration: int, marker_dir: Path | None = None) -> bool:
-        """Run one stage in a worker process; False when stopped."""
+    async def _stage(self, stage: str, iteration: int, marker_dir: Path | None = None) -> dict | None:
+        """Run one stage in a worker process: its stats (those of its done marker when it had finished
+        before), None when stopped."""
         d = marker_dir or (self.run_dir / f"iter-{iteration}")
-        if is_done(d, stage) is not None:
-            return True
+        if (done := is_done(d, stage)) is not None:
+            return done
         await self.serve_evals()  # on-demand evals run at stage boundaries
         while self._pause.is_set() and not self._stop.is_set():  # pause between stages too
             await self.serve_evals()
             await asyncio.sleep(0.2)
         if self._stop.is_set():
-            return False
+            return None
         self._set(stage=stage, iteration=iteration, progress=None)
         self._event("stage_started", {"stage": stage, "iteration": iteration})
         started = time.time()
         q = self._ctx.Queue()
-        from core.worker import run_stage
-
         proc = self._ctx.Process(target=run_stage, name=f"looptool-{stage}",
                                  args=(self.cfg_text, str(self.run_dir), stage, iteration, q,
                                        self._pause, self._stop))
@@ -255,16 +281,13 @@ class Engine:
             raise StageFailed(stage, iteration, data)
         if kind == "stopped":
             self._event("stage_stopped", {"stage": stage, "iteration": iteration})
-            return False
+            return None
         self._event("stage_finished", {"stage": stage, "iteration": iteration,
-                                       "wall_s": round(time.time() - started, 1), "stats": _brief(data)})
+                                       "wall_s": round(time.time() - started, 1), "stats": brief_stats(stage, data)})
         if stage == "eval" and self.store is not None:
-            ace = data.get("acebench")
-            await self.store.aadd_eval({**{k: v for k, v in data.items() if k != "acebench"},
-                                        "run_id": self.run_id})
-            if ace:
-                await self.store.aadd_eval({**ace, "run_id": self.run_id})
-        return True
+            for summary in data["summaries"].values():  # each benchmark's summary is its own record
+                await self.store.aadd_eval({**summary, "run_id": self.run_id})
+        return data
 
     # -- state, events, store -----------------------------------------------------------------
 
@@ -296,13 +319,10 @@ class Engine:
             self.store.add_doc("runs", doc, key="run_id")
             self.store.flush()
 
-    def _record_iteration(self, j: int) -> None:
-        d = self.run_dir / f"iter-{j}"
-        doc = {"key": f"{self.run_id}/{j}", "run_id": self.run_id, "iteration": j}
-        for stage in ("train", "probe", "judge", "expand", "assemble", "eval"):
-            stats = is_done(d, stage)
-            if stats is not None:
-                doc[stage] = _brief(stats) if stage == "eval" else stats
+    def _record_iteration(self, j: int, stats: dict[str, dict]) -> None:
+        """The iteration's record in the store: each stage's stats (the eval's in brief)."""
+        doc = {"key": f"{self.run_id}/{j}", "run_id": self.run_id, "iteration": j,
+               **{stage: brief_stats(stage, data) for stage, data in stats.items()}}
         if self.store is not None:
             self.store.add_doc("iterations", doc, key="key")
             self.store.flush()
@@ -338,12 +358,17 @@ class StageFailed(Exception):
         self.stage, self.iteration, self.tb = stage, iteration, tb
 
 
-def _brief(stats) -> dict:
-    """Eval summaries are large; keep the scores and counts in events and iteration records."""
-    if isinstance(stats, dict) and "scores" in stats:
-        brief = {"eval_id": stats.get("eval_id"), "scores": stats["scores"],
-                 "per_category": stats.get("per_category"), "wall_s": stats.get("wall_s")}
-        if stats.get("acebench_skipped"):  # why ACEBench, though configured, was not evaluated
-            brief["acebench_skipped"] = stats["acebench_skipped"]
-        return brief
-    return stats if isinstance(stats, dict) else {}
+def _brief(summary: dict) -> dict:
+    """An eval summary in brief: its scores and counts (summaries are large)."""
+    return {"eval_id": summary.get("eval_id"), "scores": summary["scores"],
+            "per_category": summary.get("per_category"), "wall_s": summary.get("wall_s")}
+
+
+def brief_stats(stage: str, stats: dict) -> dict:
+    """A stage's stats as events and iteration records carry them. The eval stage's (core/stages/eval.py):
+    the BFCL summary in brief, plus `<benchmark>_skipped` (why a configured benchmark was not evaluated);
+    every benchmark's summary reaches the console as its own eval_done record."""
+    if stage != "eval":
+        return stats if isinstance(stats, dict) else {}
+    brief = _brief(stats["summaries"]["bfcl"]) if "bfcl" in stats.get("summaries", {}) else {}
+    return {**brief, **{f"{name}_skipped": why for name, why in stats.get("skipped", {}).items()}}

@@ -1,17 +1,15 @@
-"""An on-demand evaluation (the bus `eval` command) in its own spawned process, like the engine's
-eval stage (core/worker.py `_eval`), but with the operator's benchmark/subset/size and without the
+"""An on-demand evaluation (the bus `eval` command) in its own spawned process: the eval stage's
+`evaluate` (core/stages/eval.py) for one benchmark, with the operator's subset and size and without the
 stage's `eval.done` marker, so it never changes what a resumed run skips.
 
 `run_eval_job(cfg_text, run_dir, iteration, args, queue, stop)` puts ("progress", {...}) while it
 works and finally ("done", summary) or ("failed", message). Iteration 0 is the base model; j >= 1 is
-the policy trained in iteration j (`iter-j/policy`).
+the policy trained in iteration j (`iter-j/policy`, core.weights).
 """
 from __future__ import annotations
 
 import traceback
 from pathlib import Path
-
-BENCHMARKS = ("bfcl", "acebench")
 
 
 class EvalJobError(Exception):
@@ -41,119 +39,44 @@ def resolve_iteration(run_dir: Path, iterations: int, requested: int | None) -> 
     return requested
 
 
-ACEBENCH_HOOK = "run_eval_for_loop"
-
-
-def acebench_available() -> bool:
-    """True once evals.acebench offers the loop's entry point:
-    run_eval_for_loop(model=, adapter=, cfg=RunConfig, subset=, per_category=, on_progress=(done, total),
-                      checkpoint=callable) -> summary dict with eval_id, benchmark, scores, started_at."""
-    try:
-        import evals.acebench as ace  # built by the ACEBench issue
-    except ImportError:
-        return False
-    return callable(getattr(ace, ACEBENCH_HOOK, None))
-
-
 def check_request(benchmark: str) -> None:
     """Fail fast, in the core, for what no worker can do."""
-    if benchmark not in BENCHMARKS:
-        raise EvalJobError(f"unknown benchmark {benchmark!r}; choose from {', '.join(BENCHMARKS)}")
-    if benchmark == "acebench" and not acebench_available():
-        raise EvalJobError("ACEBench evaluation is not available yet in this core "
-                           f"(evals.acebench has no {ACEBENCH_HOOK} entry point)")
+    from core.benchmarks import registry
+    from core.errors import UserError
+
+    try:
+        known = registry()
+    except UserError as e:
+        raise EvalJobError(str(e)) from None
+    if benchmark not in known:
+        raise EvalJobError(f"unknown benchmark {benchmark!r}; choose from {', '.join(known)}")
 
 
 def run_eval_job(cfg_text: str, run_dir: str, iteration: int, args: dict, queue, stop) -> None:
     """Process entry point."""
-    import signal
-
-    from core.worker import _die_with_parent
-
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # stop goes through the engine's stop event
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        summary = _evaluate(cfg_text, Path(run_dir), iteration, args, queue, stop)
-        queue.put(("done", summary))
-    except EvalJobError as e:
-        queue.put(("failed", str(e)))
-    except BaseException as e:  # noqa: BLE001  reported to the operator, never raised in the core
-        from core.errors import UserError
-        from core.stages.base import StageStopped
-
-        if isinstance(e, StageStopped):
-            queue.put(("failed", "stopped: the run was asked to stop"))
-        elif isinstance(e, UserError):
-            queue.put(("failed", str(e)))
-        else:
-            queue.put(("failed", traceback.format_exc()))
-
-
-def _evaluate(cfg_text: str, run_dir: Path, iteration: int, args: dict, queue, stop) -> dict:
     import threading
 
     from core import config as config_mod
-    from core.stages.base import Control
-    from core.worker import make_context, policy_adapter
+    from core.errors import UserError
+    from core.stages import eval as eval_stage
+    from core.stages.base import Control, StageStopped
+    from core.worker import detach_from_terminal, make_context
 
-    benchmark = args.get("benchmark", "bfcl")
-    check_request(benchmark)
-    cfg = config_mod.parse(cfg_text, "run config")
-    if cfg.run.threads:
-        import torch
-
-        torch.set_num_threads(cfg.run.threads)
-    ctx = make_context(cfg, run_dir, iteration, Control(threading.Event(), stop), lambda k, d: queue.put((k, d)))
-    adapter = policy_adapter(ctx) if iteration > 0 else None
-    model = ctx.model_path
-    if iteration > 0 and (ctx.iter_dir / "policy" / "config.json").exists():
-        model = str(ctx.iter_dir / "policy")
-    if benchmark == "acebench":
-        return _acebench(ctx, model, adapter, args)
-    return _bfcl(ctx, model, adapter, args)
-
-
-def _progress(ctx, benchmark: str):
-    def on_progress(done: int, total: int) -> None:
-        ctx.emit("progress", {"stage": "eval", "iteration": ctx.iteration, "done": done, "total": total,
-                              "on_demand": True, "benchmark": benchmark})
-    return on_progress
-
-
-def _bfcl(ctx, model: str, adapter: str | None, args: dict) -> dict:
-    from core.backends import load_backend
-    from evals.bfcl import EvalConfig, run_eval
-    from evals.bfcl_data import parse_categories
-
-    e, m = ctx.cfg.eval, ctx.cfg.model
-    categories = parse_categories(args.get("subset") or e.bfcl_categories)
-    per_category = args.get("per_category") or e.bfcl_per_category
-    options = {"hf": {"device": m.device, "batch_size": ctx.cfg.probe.batch_size},
-               "vllm": {"enable_lora": adapter is not None},
-               "openai": {"base_url": m.base_url}}[m.backend]
-    backend = load_backend(m.backend, model, **options)
+    detach_from_terminal()
     try:
-        cfg = EvalConfig(model=model, backend=m.backend, adapter=adapter, mode=m.mode, categories=categories,
-                         per_category=per_category, seed=e.holdout_seed, max_new_tokens=e.bfcl_max_new_tokens)
-        summary = run_eval(cfg, backend, progress=False, on_progress=_progress(ctx, "bfcl"),
-                           checkpoint=ctx.control.checkpoint)
-    finally:
-        backend.close()
-    summary.update(run_dir=str(ctx.run_dir), iteration=ctx.iteration, on_demand=True)
-    return summary
-
-
-def _acebench(ctx, model: str, adapter: str | None, args: dict) -> dict:
-    import evals.acebench as ace
-
-    runner = getattr(ace, ACEBENCH_HOOK, None)
-    if runner is None:
-        raise EvalJobError(f"ACEBench evaluation is not available yet (evals.acebench has no {ACEBENCH_HOOK})")
-    summary = runner(model=model, adapter=adapter, cfg=ctx.cfg, subset=args.get("subset"),
-                     per_category=args.get("per_category"),
-                     on_progress=_progress(ctx, "acebench"),
-                     checkpoint=ctx.control.checkpoint)
-    summary.update(run_dir=str(ctx.run_dir), iteration=ctx.iteration, on_demand=True)
-    return summary
-
+        benchmark = args.get("benchmark", "bfcl")
+        check_request(benchmark)
+        cfg = config_mod.parse(cfg_text, "run config")
+        ctx = make_context(cfg, Path(run_dir), iteration, Control(threading.Event(), stop),
+                           lambda kind, data: queue.put((kind, data)))
+        summary = eval_stage.evaluate(ctx, benchmark, subset=args.get("subset"),
+                                      per_category=args.get("per_category"), on_demand=True)
+        queue.put(("done", summary))
+    except EvalJobError as e:
+        queue.put(("failed", str(e)))
+    except StageStopped:
+        queue.put(("failed", "stopped: the run was asked to stop"))
+    except UserError as e:
+        queue.put(("failed", str(e)))
+    except BaseException:  # noqa: BLE001  reported to the operator, never raised in the core
+        queue.put(("failed", traceback.format_exc()))

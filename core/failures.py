@@ -1,7 +1,7 @@
 """Why a reply missed its label: one failure class per mismatched probe record, and the sample's kind.
 
 `classify(response, sample, mode)` is None exactly when the reply earns the training reward
-(core.render.reward == 1.0); otherwise the first class below that applies, checked in this order
+(core.prompt_format.reward == 1.0); otherwise the first class below that applies, checked in this order
 (the order of FAILURE_CLASSES):
 
     class             label   the reply ...
@@ -9,7 +9,7 @@
     no_call           calls   makes no call (prose only)
     unexpected_call   text    calls a tool, or tries to (a clarify / refuse label wants words, not calls;
                               a malformed attempt is still an attempt to call, so it lands here)
-    malformed         calls   tries calls but does not decode (core.render.decode_reply is None)
+    malformed         calls   tries calls but does not decode (core.prompt_format.decode_reply is None)
     wrong_function    calls   decodes, but its multiset of function names differs from the label's
                               (a wrong name, or too few / too many calls)
     missing_argument  calls   has the label's functions, but a paired call lacks an argument key the label has
@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 from itertools import permutations
 
 from core import toolcalls
-from core.render import decode_reply, reward
+from core.prompt_format import decode_reply, reward
 from core.schema import Sample
 
 FAILURE_CLASSES = ("no_call", "unexpected_call", "malformed", "wrong_function",

@@ -1,16 +1,57 @@
-"""A Sample as the model sees it, in the same two modes as the BFCL-v3 evaluation.
+"""The tool-calling prompt format of training, probing and evaluation: BFCL-v3's two modes.
 
-* prompt: BFCL's system prompt listing the tools, Python call lists as the assistant's calls;
-* fc:     tools through the chat template, <tool_call> blocks as the assistant's calls.
+* prompt: bfcl-eval's own system prompt listing the tools (``formulate_system_prompt`` from the function
+          docs), Python call lists as the assistant's calls;
+* fc:     the docs as OpenAI-style tools through the chat template, <tool_call> blocks as the calls.
 
-Training, probing and evaluation all render through here, so what the policy learns is exactly the
-format it is evaluated in.
+Samples (training, probe, judge) and benchmark entries (evals/) are all put to the model through here,
+so what the policy learns is exactly the format it is evaluated in. Turning the messages into one
+prompt string is core.prompting.render (the model's chat template).
 """
 from __future__ import annotations
 
+import copy
+
 from core import toolcalls
+from core.bfcl_lib import bfcl
 from core.schema import Sample
-from evals import bfcl_prompt
+
+
+def system_prompt(functions: list) -> str:
+    bfcl()
+    from bfcl_eval.constants.default_prompts import DEFAULT_SYSTEM_PROMPT_FORMAT
+    from bfcl_eval.model_handler.utils import formulate_system_prompt
+
+    return formulate_system_prompt(DEFAULT_SYSTEM_PROMPT_FORMAT, functions)
+
+
+def as_tools(functions: list) -> list[dict]:
+    """BFCL docs -> OpenAI-style tools (types mapped to JSON schema by bfcl's own converter, in its
+    open-source-model style). That style replaces dots in names with underscores; chat templates take
+    any name, so the original names are put back and the checker compares names as they are."""
+    bfcl()
+    from bfcl_eval.constants.enums import ModelStyle
+    from bfcl_eval.constants.type_mappings import GORILLA_TO_OPENAPI
+    from bfcl_eval.model_handler.utils import convert_to_tool
+
+    converted = convert_to_tool(copy.deepcopy(functions), GORILLA_TO_OPENAPI, ModelStyle.OSSMODEL)
+    if len(converted) != len(functions):
+        raise RuntimeError("bfcl-eval's convert_to_tool dropped functions")
+    for tool, doc in zip(converted, functions):
+        tool["name"] = doc["name"]
+    return [{"type": "function", "function": f} for f in converted]
+
+
+def first_messages(question_turn: list[dict], functions: list, mode: str) -> list[dict]:
+    """Messages of the first turn: the prompt-mode system prompt merged in as bfcl does."""
+    msgs = copy.deepcopy(question_turn)
+    if mode == "prompt":
+        sp = system_prompt(functions)
+        if msgs and msgs[0]["role"] == "system":
+            msgs[0]["content"] = sp + "\n\n" + msgs[0]["content"]
+        else:
+            msgs.insert(0, {"role": "system", "content": sp})
+    return msgs
 
 
 def _calls_text(calls: list[toolcalls.ToolCall], mode: str) -> str:
@@ -27,8 +68,8 @@ def prompt_messages(sample: Sample, mode: str) -> tuple[list[dict], list[dict] |
             msgs.append({"role": "tool", "name": m.name or "", "content": m.content})
         else:
             msgs.append({"role": m.role, "content": m.content})
-    msgs = bfcl_prompt.first_messages(msgs, sample.tools, mode)
-    tools = bfcl_prompt.as_tools(sample.tools) if mode == "fc" and sample.tools else None
+    msgs = first_messages(msgs, sample.tools, mode)
+    tools = as_tools(sample.tools) if mode == "fc" and sample.tools else None
     return msgs, tools
 
 

@@ -17,12 +17,14 @@ from datetime import datetime, timezone
 
 from tqdm import tqdm
 
+from core import prompt_format
 from core.backends import GenParams
 from core.prompting import render
+from core.records import RecordLog, write_json_atomic
 from evals import bfcl_data, bfcl_prompt, bfcl_score
 from evals.bfcl_data import Entry
 from evals.bfcl_metrics import v3_scores
-from evals.results import Progress, RecordLog, eval_dir, eval_id, git_revision, write_json_atomic
+from evals.results import Progress, eval_dir, eval_id, git_revision
 
 
 @dataclass
@@ -125,8 +127,8 @@ def _run_single(entries: list[Entry], gen: _Generator, cfg: EvalConfig, log: Rec
     chunk = max(1, getattr(gen.backend, "batch_size", 8)) * 4
     for i in range(0, len(entries), chunk):
         batch = entries[i:i + chunk]
-        convs = [(bfcl_prompt.first_messages(e.question[0], e.functions, cfg.mode),
-                  bfcl_prompt.as_tools(e.functions) if cfg.mode == "fc" and e.functions else None)
+        convs = [(prompt_format.first_messages(e.question[0], e.functions, cfg.mode),
+                  prompt_format.as_tools(e.functions) if cfg.mode == "fc" and e.functions else None)
                  for e in batch]
         for e, text in zip(batch, gen(convs)):
             if text is None:

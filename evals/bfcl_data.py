@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from core.errors import UserError
-from evals.bfcl_import import bfcl
+from core.bfcl_lib import bfcl
 
 NON_LIVE = ("simple_python", "simple_java", "simple_javascript", "multiple", "parallel",
             "parallel_multiple", "irrelevance")

@@ -31,7 +31,7 @@ import inspect
 import json
 
 from core.toolcalls import DecodeError, ToolCall, parse_python_calls, render_call_string
-from evals.bfcl_import import bfcl
+from core.bfcl_lib import bfcl
 
 ERROR_PREFIX = "Error during execution: "
 # Callee names bfcl-eval's executor refuses before its eval (same message reproduced below).
@@ -43,7 +43,7 @@ def _backend_config() -> tuple[dict, list]:
     bfcl()
     from bfcl_eval.constants import executable_backend_config as cfg
 
-    return cfg.CLASS_FILE_PATH_MAPPING, list(getattr(cfg, "STATELESS_CLASSES", []))
+    return cfg.CLASS_FILE_PATH_MAPPING, list(cfg.STATELESS_CLASSES)
 
 
 def _result_string(value) -> str:

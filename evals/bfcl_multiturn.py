@@ -12,12 +12,13 @@ not run; a miss_func turn adds the held-out docs and sends bfcl's fixed "more fu
 from __future__ import annotations
 
 from core import toolcalls
+from core import prompt_format
 from evals import bfcl_prompt
 from evals.bfcl_data import Entry
 
 
 def step_limit() -> int:
-    from evals.bfcl_import import bfcl
+    from core.bfcl_lib import bfcl
 
     bfcl()
     from bfcl_eval.constants.default_prompts import MAXIMUM_STEP_LIMIT
@@ -43,7 +44,7 @@ class Session:
         self._next_turn()
 
     def prompt(self) -> tuple[list[dict], list[dict] | None]:
-        tools = bfcl_prompt.as_tools(self.functions) if self.mode == "fc" else None
+        tools = prompt_format.as_tools(self.functions) if self.mode == "fc" else None
         return self.messages, tools
 
     def feed(self, text: str) -> None:
@@ -79,6 +80,6 @@ class Session:
         else:
             new = list(self.entry.question[self.turn])
         if self.turn == 0:
-            self.messages = bfcl_prompt.first_messages(new, self.functions, self.mode)
+            self.messages = prompt_format.first_messages(new, self.functions, self.mode)
         else:
             self.messages.extend(new)

@@ -13,13 +13,12 @@ Java/JavaScript replies in prompt mode go through bfcl-eval's tree-sitter decode
 from __future__ import annotations
 
 import ast
-import copy
 
 from core import toolcalls
 from core.errors import UserError
 from evals import leaderboard_ast
 from evals.leaderboard_ast import DECODINGS
-from evals.bfcl_import import bfcl
+from core.bfcl_lib import bfcl
 
 MODES = ("auto", "prompt", "fc")
 
@@ -32,43 +31,6 @@ def resolve_mode(mode: str, tokenizer) -> str:
     from core.prompting import supports_tools
 
     return "fc" if supports_tools(tokenizer) else "prompt"
-
-
-def system_prompt(functions: list) -> str:
-    bfcl()
-    from bfcl_eval.constants.default_prompts import DEFAULT_SYSTEM_PROMPT_FORMAT
-    from bfcl_eval.model_handler.utils import formulate_system_prompt
-
-    return formulate_system_prompt(DEFAULT_SYSTEM_PROMPT_FORMAT, functions)
-
-
-def as_tools(functions: list) -> list[dict]:
-    """BFCL docs -> OpenAI-style tools (types mapped to JSON schema by bfcl's own converter, in its
-    open-source-model style). That style replaces dots in names with underscores; chat templates take
-    any name, so the original names are put back and the checker compares names as they are."""
-    bfcl()
-    from bfcl_eval.constants.enums import ModelStyle
-    from bfcl_eval.constants.type_mappings import GORILLA_TO_OPENAPI
-    from bfcl_eval.model_handler.utils import convert_to_tool
-
-    converted = convert_to_tool(copy.deepcopy(functions), GORILLA_TO_OPENAPI, ModelStyle.OSSMODEL)
-    if len(converted) != len(functions):
-        raise RuntimeError("bfcl-eval's convert_to_tool dropped functions")
-    for tool, doc in zip(converted, functions):
-        tool["name"] = doc["name"]
-    return [{"type": "function", "function": f} for f in converted]
-
-
-def first_messages(question_turn: list[dict], functions: list, mode: str) -> list[dict]:
-    """Messages of the first turn: the prompt-mode system prompt merged in as bfcl does."""
-    msgs = copy.deepcopy(question_turn)
-    if mode == "prompt":
-        sp = system_prompt(functions)
-        if msgs and msgs[0]["role"] == "system":
-            msgs[0]["content"] = sp + "\n\n" + msgs[0]["content"]
-        else:
-            msgs.insert(0, {"role": "system", "content": sp})
-    return msgs
 
 
 def added_functions_message(functions: list, mode: str) -> dict:

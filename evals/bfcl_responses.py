@@ -15,9 +15,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from core.errors import InputFileError, UserError
+from core.records import RecordLog, write_json_atomic
 from evals import bfcl_data, bfcl_score
 from evals.bfcl import _record, summarize
-from evals.results import RecordLog, eval_dir, response_lines, write_json_atomic
+from evals.results import eval_dir, response_lines
 
 
 def read_responses(path: Path) -> list[tuple[int, str, object]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from core import toolcalls
 from evals import bfcl_prompt
 from evals.bfcl_data import Entry, language
-from evals.bfcl_import import MODEL_NAME, bfcl
+from core.bfcl_lib import MODEL_NAME, bfcl
 from evals.leaderboard_ast import other_decoding
 from evals.results import json_safe
 

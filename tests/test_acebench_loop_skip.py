@@ -1,5 +1,5 @@
 """ACEBench in the per-iteration eval when its data cannot be had: offline and without eval.acebench_data_dir
-the eval stage still writes the BFCL summary, says why in ``acebench_skipped`` and warns; the failure is
+the eval stage still writes the BFCL summary, says why in ``skipped`` and warns; the failure is
 fast (no model loaded, no minutes-long network wait); every other error still fails. BFCL's run_eval and
 the model backend are stand-ins here; the ACEBench data lookup and download code are real."""
 from __future__ import annotations
@@ -14,10 +14,11 @@ import pytest
 import core.backends
 import evals.bfcl
 from core import config
+from core.benchmarks import BenchmarkUnavailable, EvalRequest
 from core.errors import UserError
 from core.stages.base import StageContext
-from evals.acebench import fetch
-from evals.acebench.loop import run_eval_for_loop
+from core.weights import Weights
+from evals.acebench import fetch, plugin
 
 DATA = Path(__file__).parents[1].parent / "shared" / "acebench" / "data_en"
 
@@ -50,28 +51,27 @@ def test_cpu_demo_presets_evaluate_an_acebench_subset():
         assert e.bfcl_per_category == 50
 
 
-def test_unavailable_data_is_skipped_with_the_way_to_get_it(offline, no_model):
+def _evaluate(cfg):
+    return plugin.BENCHMARK.evaluate(EvalRequest(cfg=cfg, weights=Weights("base")))
+
+
+def test_unavailable_data_says_the_way_to_get_it(offline, no_model):
     started = time.monotonic()
-    got = run_eval_for_loop(model="base", adapter=None, cfg=config.load("cpu-demo"), skip_unavailable=True)
+    with pytest.raises(BenchmarkUnavailable) as err:
+        _evaluate(config.load("cpu-demo"))
     assert time.monotonic() - started < 10
-    assert got["benchmark"] == "acebench" and set(got) == {"benchmark", "skipped"}
-    why = got["skipped"]
+    why = str(err.value)
     assert why.startswith("ACEBench data unavailable (cannot download ACEBench data")
     assert "eval.acebench_data_dir = PATH" in why and "python -m evals.acebench.fetch" in why
     assert "looptool eval acebench" in why and str(fetch.default_dir()) in why
-
-
-def test_without_skip_the_download_error_is_raised(offline, no_model):
-    with pytest.raises(fetch.DataUnavailable, match="cannot download ACEBench data"):
-        run_eval_for_loop(model="base", adapter=None, cfg=config.load("cpu-demo"))
 
 
 def test_a_wrong_configured_data_dir_fails_loudly(tmp_path, no_model):
     cfg = config.load("cpu-demo")
     cfg.eval.acebench_data_dir = str(tmp_path / "nope")
     with pytest.raises(UserError, match="no such directory") as err:
-        run_eval_for_loop(model="base", adapter=None, cfg=cfg, skip_unavailable=True)
-    assert not isinstance(err.value, fetch.DataUnavailable)
+        _evaluate(cfg)
+    assert not isinstance(err.value, (fetch.DataUnavailable, BenchmarkUnavailable))
 
 
 def test_an_unreachable_server_fails_within_the_connect_timeout(tmp_path):
@@ -98,8 +98,8 @@ def test_an_unreachable_server_fails_within_the_connect_timeout(tmp_path):
 
 
 def _eval_stage(cfg, tmp_path, monkeypatch):
-    """core.worker._eval at iteration 0 with stand-ins for BFCL's run_eval and the backend."""
-    from core import worker
+    """The eval stage (core/stages/eval.py) at iteration 0 with stand-ins for BFCL's run_eval and the backend."""
+    from core.stages import eval as eval_stage
 
     class BackendStandIn:
         def close(self):
@@ -115,48 +115,50 @@ def _eval_stage(cfg, tmp_path, monkeypatch):
     events = []
     ctx = StageContext(cfg=cfg, run_dir=tmp_path / "run", iteration=0, model_path="base",
                        emit=lambda kind, data: events.append((kind, data)))
-    return worker._eval(ctx), events, loads, ctx
+    return eval_stage.run(ctx), events, loads, ctx
 
 
 def test_eval_stage_writes_bfcl_and_the_skip_reason_offline(offline, tmp_path, monkeypatch):
-    summary, events, loads, ctx = _eval_stage(config.load("cpu-demo"), tmp_path, monkeypatch)
+    result, events, loads, ctx = _eval_stage(config.load("cpu-demo"), tmp_path, monkeypatch)
     assert loads == ["base"]  # BFCL's backend only
-    assert summary["eval_id"] == "bfcl-standin" and "acebench" not in summary
-    assert summary["acebench_skipped"].startswith("ACEBench data unavailable")
+    assert result["summaries"]["bfcl"]["eval_id"] == "bfcl-standin" and "acebench" not in result["summaries"]
+    assert result["skipped"]["acebench"].startswith("ACEBench data unavailable")
     done = json.loads((ctx.iter_dir / "eval.done").read_text())
-    assert done["acebench_skipped"] == summary["acebench_skipped"] and done["scores"] == {"overall": 0.25}
+    assert done == json.loads(json.dumps(result)) and done["summaries"]["bfcl"]["scores"] == {"overall": 0.25}
+    assert done["wall_s"] >= 0
     warnings = [d for kind, d in events if kind == "event" and d.get("event") == "warning"]
-    assert len(warnings) == 1 and warnings[0]["message"] == summary["acebench_skipped"]
+    assert len(warnings) == 1 and warnings[0]["message"] == result["skipped"]["acebench"]
     assert warnings[0]["stage"] == "eval" and warnings[0]["benchmark"] == "acebench"
+    from core.engine import brief_stats
+
+    brief = brief_stats("eval", result)  # what the console and the iteration record get
+    assert brief["scores"] == {"overall": 0.25} and brief["acebench_skipped"] == result["skipped"]["acebench"]
 
 
 def test_eval_stage_still_fails_on_other_acebench_errors(offline, tmp_path, monkeypatch):
-    import evals.acebench.loop
-
-    def broken(**kw):
+    def broken(request):
         raise RuntimeError("scorer crashed")
 
-    monkeypatch.setattr(evals.acebench.loop, "run_eval_for_loop", broken)
+    monkeypatch.setattr(plugin.BENCHMARK, "evaluate", broken)
     with pytest.raises(RuntimeError, match="scorer crashed"):
         _eval_stage(config.load("cpu-demo"), tmp_path, monkeypatch)
 
 
 def test_eval_stage_with_a_data_dir_evaluates_acebench(tmp_path, monkeypatch):
-    """With eval.acebench_data_dir the ACEBench summary lands under "acebench" and nothing is skipped."""
-    import evals.acebench.loop
-
+    """With eval.acebench_data_dir the ACEBench summary is its own record and nothing is skipped."""
     cfg = config.load("cpu-demo")
     cfg.eval.acebench_data_dir = str(DATA)
     seen = {}
 
-    def run_stand_in(**kw):
-        seen.update(kw)
+    def run_stand_in(request):
+        seen["request"] = request
         return {"eval_id": "acebench-standin", "benchmark": "acebench", "scores": {"overall": 0.1}}
 
-    monkeypatch.setattr(evals.acebench.loop, "run_eval_for_loop", run_stand_in)
-    summary, events, _, _ = _eval_stage(cfg, tmp_path, monkeypatch)
-    assert seen["skip_unavailable"] is True and "acebench_skipped" not in summary
-    assert summary["acebench"]["eval_id"] == "acebench-standin" and summary["acebench"]["iteration"] == 0
+    monkeypatch.setattr(plugin.BENCHMARK, "evaluate", run_stand_in)
+    result, events, _, _ = _eval_stage(cfg, tmp_path, monkeypatch)
+    assert seen["request"].weights == Weights("base") and result["skipped"] == {}
+    ace = result["summaries"]["acebench"]
+    assert ace["eval_id"] == "acebench-standin" and ace["iteration"] == 0
     assert not [d for kind, d in events if kind == "event" and d.get("event") == "warning"]
 
 

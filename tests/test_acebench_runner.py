@@ -163,12 +163,13 @@ def test_prompts_over_the_limit_are_recorded(tmp_path, monkeypatch):
 
 
 def test_loop_entry_point(tmp_path, monkeypatch):
-    """evals.acebench.run_eval_for_loop, as core/eval_job.py calls it: the run config's model and eval
-    sections, a seeded subset, progress and checkpoint callbacks (the default data location is used)."""
+    """ACEBench through the loop's benchmark interface (core.benchmarks, as the eval stage calls it): the
+    run config's model and eval sections, a seeded subset, progress and checkpoint callbacks (the
+    default data location is used)."""
     import core.backends
-    import evals.acebench as ace
+    from core.benchmarks import EvalRequest, get
     from core.config import load
-    from core.eval_job import acebench_available
+    from core.weights import Weights
     from evals.acebench import fetch
 
     monkeypatch.setenv("LOOPTOOL_HOME", str(tmp_path))
@@ -180,11 +181,10 @@ def test_loop_entry_point(tmp_path, monkeypatch):
     monkeypatch.setattr(core.backends, "load_backend",
                         lambda kind, model, **opts: loaded.append((kind, model, opts)) or Oracle(entries))
     progress, checks = [], []
-    assert acebench_available()
-    s = ace.run_eval_for_loop(model="base-model", adapter=None, cfg=load("cpu-demo"),
-                              subset="special_irrelevant,agent_multi_step", per_category=2,
-                              on_progress=lambda done, total: progress.append((done, total)),
-                              checkpoint=lambda: checks.append(1))
+    s = get("acebench").evaluate(EvalRequest(
+        cfg=load("cpu-demo"), weights=Weights("base-model"), subset="special_irrelevant,agent_multi_step",
+        per_category=2, on_progress=lambda done, total: progress.append((done, total)),
+        checkpoint=lambda: checks.append(1)))
     assert loaded[0][0] == "hf" and loaded[0][1] == "base-model"
     assert s["benchmark"] == "acebench" and s["eval_id"].startswith("acebench-") and s["started_at"]
     assert s["config"]["seed"] == 1234 and s["categories"] == {"special_irrelevant": 2, "agent_multi_step": 2}

@@ -20,7 +20,7 @@ def cfg(budget=18304, fresh=FRESH, k=4, static=False, rule="top_ppl_fill") -> Ru
                                      "assemble": {"budget": budget, "fresh_seeds": fresh, "static": static}})
 
 
-def S(i: str, source: str = "seed:test", parent: str | None = None) -> Sample:
+def text_sample(i: str, source: str = "seed:test", parent: str | None = None) -> Sample:
     return Sample(id=i, tools=[], messages=[Message(role="user", content="q " + i)], label=Label(text="a"),
                   source=source, parent=parent)
 
@@ -33,7 +33,7 @@ def world(es: int, ee: int, mastered: int, pool: int, label_wrong: int = 0, k: i
     rng = random.Random(seed)
     dataset, probe, judge = [], [], []
     for n in range(es):
-        s = S(f"e{n}")
+        s = text_sample(f"e{n}")
         dataset.append(s)
         probe.append({"id": s.id, "mastered": False, "ppl": 2.0})
         if n < label_wrong:
@@ -44,19 +44,19 @@ def world(es: int, ee: int, mastered: int, pool: int, label_wrong: int = 0, k: i
             judge.append({"id": s.id, "verdict": "PRED_WRONG"})
     ppls = rng.sample(range(1000, 1000 + 10 * mastered), mastered)
     for n in range(mastered):
-        dataset.append(S(f"m{n}"))
+        dataset.append(text_sample(f"m{n}"))
         probe.append({"id": f"m{n}", "mastered": True, "ppl": ppls[n] / 1000})
     for n in range(no_ppl):
-        dataset.append(S(f"q{n}"))
+        dataset.append(text_sample(f"q{n}"))
         probe.append({"id": f"q{n}", "mastered": True, "ppl": None})
     for n in range(5):
-        dataset.append(S(f"w{n}"))
+        dataset.append(text_sample(f"w{n}"))
         probe.append({"id": f"w{n}", "mastered": False, "ppl": 3.0})
         judge.append({"id": f"w{n}", "verdict": "BOTH_WRONG"})
     per = [ee // es + (1 if n < ee % es else 0) for n in range(es)] if es else []
     assert all(p <= k for p in per)
-    expansions = [S(f"x{n}-{c}", "expand", f"e{n}") for n in range(es) for c in range(per[n])]
-    pool_samples = [S(f"p{n}") for n in range(pool)]
+    expansions = [text_sample(f"x{n}-{c}", "expand", f"e{n}") for n in range(es) for c in range(per[n])]
+    pool_samples = [text_sample(f"p{n}") for n in range(pool)]
     return pool_samples, dataset, probe, judge, expansions
 
 
@@ -109,11 +109,11 @@ def test_ee_is_capped_at_k_per_seed_and_trimmed_per_seed_uniformly():
     q = asm.ee_quota(groups, 4, 9, random.Random(0))  # cap 2 gives 7; +1 for two of e0 / e1
     assert q["e2"] == 2 and q["e3"] == 1 and q["e0"] == q["e1"] == 3
     # through assemble: budget 14 = 4 ES + 4 fresh + 6 EE, no HPPL room
-    dataset = [S(f"e{n}") for n in range(4)]
+    dataset = [text_sample(f"e{n}") for n in range(4)]
     judge = [{"id": s.id, "verdict": "PRED_WRONG"} for s in dataset]
     probe = [{"id": s.id, "mastered": False, "ppl": 2.0} for s in dataset]
-    expansions = [S(f"x{p}-{c}", "expand", p) for p, n in groups.items() for c in range(n)]
-    pool = [S(f"p{n}") for n in range(10)]
+    expansions = [text_sample(f"x{p}-{c}", "expand", p) for p, n in groups.items() for c in range(n)]
+    pool = [text_sample(f"p{n}") for n in range(10)]
     samples, comp = asm.assemble(cfg(14, [4]), 2, pool, dataset, probe, judge, expansions, random.Random(3))
     per_seed = Counter(s.parent for s in samples if s.meta["set"] == "EE")
     assert comp["expansions"] == 6 and comp["high_ppl"] == 0 and comp["total"] == 14
@@ -221,22 +221,22 @@ def test_run_reads_the_iteration_files_and_writes_the_next_dataset(tmp_path):
 def test_keep_text_share_swaps_calls_for_left_out_text_samples():
     # an error-driven D_2 of calls only: 6 call error seeds, 12 call + 6 text expansions, 8 text
     # mastered, a pool of 10 call + 10 text seeds; budget 24 = 6 ES + 6 fresh + 12 EE
-    def C(i, parent=None):
-        return S(i, "expand" if parent else "seed:test", parent).model_copy(
+    def call_sample(i, parent=None):
+        return text_sample(i, "expand" if parent else "seed:test", parent).model_copy(
             update={"label": Label(calls=[Call(name="f")])})
-    dataset = [C(f"e{n}") for n in range(6)] + [S(f"m{n}") for n in range(8)]
+    dataset = [call_sample(f"e{n}") for n in range(6)] + [text_sample(f"m{n}") for n in range(8)]
     probe = [{"id": f"e{n}", "mastered": False, "ppl": 2.0} for n in range(6)]
     probe += [{"id": f"m{n}", "mastered": True, "ppl": 1 + n / 10} for n in range(8)]
     judge = [{"id": f"e{n}", "verdict": "PRED_WRONG"} for n in range(6)]
-    expansions = [C(f"x{n}-{c}", f"e{n}") for n in range(6) for c in range(2)]
-    expansions += [S(f"t{n}", "expand", f"e{n}") for n in range(6)]
-    pool = [C(f"pc{n}") for n in range(10)] + [S(f"pt{n}") for n in range(10)]
-    c = cfg(24, [6])
-    c.seeds.text_fraction = 0.5
-    before, comp0 = asm.assemble(c, 2, pool, dataset, probe, judge, expansions, random.Random(0))
+    expansions = [call_sample(f"x{n}-{c}", f"e{n}") for n in range(6) for c in range(2)]
+    expansions += [text_sample(f"t{n}", "expand", f"e{n}") for n in range(6)]
+    pool = [call_sample(f"pc{n}") for n in range(10)] + [text_sample(f"pt{n}") for n in range(10)]
+    run_cfg = cfg(24, [6])
+    run_cfg.seeds.text_fraction = 0.5
+    before, comp0 = asm.assemble(run_cfg, 2, pool, dataset, probe, judge, expansions, random.Random(0))
     assert "text_share" not in comp0  # off by default (the paper)
-    c.assemble.keep_text_share = True
-    samples, comp = asm.assemble(c, 2, pool, dataset, probe, judge, expansions, random.Random(0))
+    run_cfg.assemble.keep_text_share = True
+    samples, comp = asm.assemble(run_cfg, 2, pool, dataset, probe, judge, expansions, random.Random(0))
     text = [s for s in samples if s.label.is_text]
     assert len(samples) == 24 and len(text) == 12 > sum(s.label.is_text for s in before)
     assert comp["error_seeds"] == 6 and all(not s.label.is_text for s in samples if s.meta["set"] == "ES")

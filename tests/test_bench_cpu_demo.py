@@ -14,15 +14,28 @@ SKIPPED = "ACEBench data unavailable (offline). To evaluate ACEBench in the loop
 
 
 def _eval_done(counts: dict[str, tuple[int, int]], acebench=None, skipped=None) -> dict:
-    done = {"benchmark": "bfcl-v3", "config": {"categories": sorted(counts), "per_category": 50, "seed": 1234},
+    """An eval.done as core/stages/eval.py writes it."""
+    bfcl = {"benchmark": "bfcl-v3", "config": {"categories": sorted(counts), "per_category": 50, "seed": 1234},
             "per_category": {k: {"correct": c, "total": n, "accuracy": c / n} for k, (c, n) in counts.items()},
             "scores": {"overall": 0.0}, "wall_s": 100.0}
+    done = {"iteration": 0, "summaries": {"bfcl": bfcl}, "skipped": {}, "wall_s": 100.0}
     if acebench is not None:
-        done["acebench"] = {"per_category": {k: {"correct": c, "total": n} for k, (c, n) in acebench.items()},
-                            "scores": {"normal": 0.25, "special": 0.5}, "wall_s": 90.0}
+        done["summaries"]["acebench"] = {
+            "per_category": {k: {"correct": c, "total": n} for k, (c, n) in acebench.items()},
+            "scores": {"normal": 0.25, "special": 0.5}, "wall_s": 90.0}
     if skipped is not None:
-        done["acebench_skipped"] = skipped
+        done["skipped"]["acebench"] = skipped
     return done
+
+
+def test_runs_recorded_before_the_eval_stage_read_the_same():
+    new = _eval_done({"simple_python": (10, 50)}, acebench={"special_irrelevant": (2, 2)})
+    old = {**new["summaries"]["bfcl"], "acebench": new["summaries"]["acebench"]}
+    assert cpu_demo.bfcl_result(old) == cpu_demo.bfcl_result(new)
+    assert cpu_demo.acebench_result(old) == cpu_demo.acebench_result(new)
+    skipped = _eval_done({"simple_python": (10, 50)}, skipped=SKIPPED)
+    assert cpu_demo.acebench_result({**skipped["summaries"]["bfcl"], "acebench_skipped": SKIPPED}) == \
+        cpu_demo.acebench_result(skipped) == {"skipped": SKIPPED}
 
 
 def _stand_in_run(root, name: str, preset: str, iterations: dict[int, dict]):

@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from evals.bfcl_import import bfcl
+from core.bfcl_lib import bfcl
 
 bfcl()
 

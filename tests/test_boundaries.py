@@ -1,4 +1,5 @@
-"""core/ and evals/ stay headless: they never import textual or console/."""
+"""The layers (ARCHITECTURE.md): core/ and evals/ stay headless (never textual or console/), and core/
+never imports evals/ (benchmarks plug in through core.benchmarks' entry points)."""
 from __future__ import annotations
 
 import ast
@@ -28,6 +29,29 @@ def test_no_console_or_textual_imports_in_core_and_evals():
                 if mod.split(".")[0] in FORBIDDEN:
                     bad.append(f"{f.relative_to(ROOT)}:{line}: imports {mod}")
     assert not bad, "\n".join(bad)
+
+
+def test_core_never_imports_evals():
+    bad = [f"{f.relative_to(ROOT)}:{line}: imports {mod}"
+           for f in (ROOT / "core").rglob("*.py") for line, mod in imported_modules(f)
+           if mod.split(".")[0] == "evals"]
+    assert not bad, "\n".join(bad)
+
+
+def test_core_loads_no_evals_module_until_a_benchmark_is_used():
+    """Importing all of core (the engine, every stage, the daemon) loads nothing from evals/; the
+    benchmarks come in through the registry, by entry point."""
+    mods = sorted(".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                  for f in (ROOT / "core").rglob("*.py") if f.name != "vllm.py")
+    code = ("import importlib, sys\n"
+            f"for m in {mods!r}: importlib.import_module(m)\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] == 'evals']\n"
+            "assert not bad, bad\n"
+            "from core.benchmarks import registry\n"
+            "print(sorted(registry()))\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.strip() == "['acebench', 'bfcl']"
 
 
 def test_importing_every_core_and_evals_module_loads_no_console():

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from core.backends import GenParams
+from core.checks import ungrounded
 from core.config import parse
 from core.schema import Call, Label, Message, Sample, load_samples
-from core.seeds.synth import synthesize, ungrounded
+from core.seeds.synth import synthesize
 from core.seeds.validate import validate
 from core.stages import expand
 from core.stages.base import StageContext, StageStopped, is_done
@@ -55,7 +56,7 @@ def test_k_samples_per_seed_with_lineage(tmp_path):
         assert s.source == "expand" and s.id.startswith(f"{s.parent}-x")
         assert s.meta["variation"] in expand.VARIATIONS
         assert s.tools == seed_by_id[s.parent].tools  # the seed's tools are kept
-        assert validate(s) == [] and ungrounded(s) == []
+        assert validate(s) == [] and ungrounded(s.label.tool_calls(), s) == []
     assert len({s.id for s in samples}) == 36
     assert is_done(ctx.iter_dir, "expand") == stats
     progress = [d for kind, d in events if kind == "progress"]
@@ -104,7 +105,7 @@ def test_foreign_seed_tools_are_expanded(tmp_path):
     ctx = make_ctx(tmp_path, k=6)
     stats = expand.run(ctx, [seed], {"imp-1": "wrong limit"})
     samples = load_samples(ctx.iter_dir / "expand.jsonl")
-    assert stats["kept"] == 6 and all(validate(s) == [] and ungrounded(s) == [] for s in samples)
+    assert stats["kept"] == 6 and all(validate(s) == [] and ungrounded(s.label.tool_calls(), s) == [] for s in samples)
     assert any("retrieve recent news articles" in s.messages[0].content.lower() for s in samples)
 
 

@@ -157,11 +157,11 @@ def test_eval_summary_counts_error_types_per_category():
     assert s["per_category"]["multiple"]["error_types"] == {"ast_decoder:decoder_failed": 1}
     assert (s["per_category"]["simple_python"]["correct"], s["per_category"]["multiple"]["total"]) == (1, 2)
     assert s["error_types"] == {"value_error:string": 2, "type_error:simple": 1, "ast_decoder:decoder_failed": 1}
-    from core.engine import _brief
+    from core.engine import brief_stats
 
-    assert _brief(s)["per_category"]["simple_python"]["error_types"] == {"value_error:string": 2,
-                                                                         "type_error:simple": 1}
-    assert _brief({**s, "acebench_skipped": "no data"})["acebench_skipped"] == "no data"
+    brief = brief_stats("eval", {"summaries": {"bfcl": s}, "skipped": {"acebench": "no data"}})
+    assert brief["per_category"]["simple_python"]["error_types"] == {"value_error:string": 2, "type_error:simple": 1}
+    assert brief["acebench_skipped"] == "no data"
 
 
 # -- train curve ----------------------------------------------------------------------------------

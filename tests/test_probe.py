@@ -13,7 +13,7 @@ import pytest
 
 from core.backends import GenParams
 from core.config import RunConfig
-from core.render import decode_reply, reward
+from core.prompt_format import decode_reply, reward
 from core.schema import Call, Label, Message, Sample
 from core.stages import probe
 from core.stages.base import Control, StageContext, StageStopped, is_done
@@ -67,6 +67,7 @@ def probed(hf_backend, tmp_path_factory):
                 records=[json.loads(x) for x in lines], lines=lines, events=events)
 
 
+@pytest.mark.slow
 def test_records_have_finite_ppl_and_consistent_mastered_flags(probed):
     by_id = {s.id: s for s in probed["samples"]}
     assert sorted(r["id"] for r in probed["records"]) == sorted(by_id)
@@ -80,11 +81,13 @@ def test_records_have_finite_ppl_and_consistent_mastered_flags(probed):
     assert recs["call"]["mastered"] is False  # the model answers in prose, the label is a call
 
 
+@pytest.mark.slow
 def test_own_greedy_reply_as_label_is_mastered(probed):
     recs = {r["id"]: r for r in probed["records"]}
     assert recs["echo"]["mastered"] is True and recs["echo"]["reward"] == 1.0
 
 
+@pytest.mark.slow
 def test_resume_appends_without_duplicates(probed):
     lines = probed["lines"]
     assert len(lines) == 4 and len({json.loads(x)["id"] for x in lines}) == 4
@@ -98,6 +101,7 @@ def test_resume_appends_without_duplicates(probed):
     assert is_done(probed["ctx"].iter_dir, "probe") == json.loads(json.dumps(stats, default=str))
 
 
+@pytest.mark.slow
 def test_progress_and_throughput_metrics_emitted(probed):
     progress = [d for k, d in probed["events"] if k == "progress"]
     metrics = [d for k, d in probed["events"] if k == "metrics"]
@@ -106,6 +110,7 @@ def test_progress_and_throughput_metrics_emitted(probed):
                            for m in metrics)
 
 
+@pytest.mark.slow
 def test_rerun_with_everything_probed_loads_no_model(probed, tmp_path):
     # no backend passed and nothing pending: the stage must not try to build one (model_path is bogus)
     ctx = make_ctx(tmp_path, probed["ctx"].cfg, model_path="/nonexistent")
@@ -114,6 +119,7 @@ def test_rerun_with_everything_probed_loads_no_model(probed, tmp_path):
     assert stats["samples"] == 4 and stats["probed_now"] == 0
 
 
+@pytest.mark.slow
 def test_stop_between_batches_keeps_partial_output(hf_backend, tmp_path):
     control = Control()
 
@@ -128,18 +134,6 @@ def test_stop_between_batches_keeps_partial_output(hf_backend, tmp_path):
     lines = (ctx.iter_dir / "probe.jsonl").read_text().splitlines()
     assert [json.loads(x)["id"] for x in lines] == ["s0", "s1"]  # batch 1 written, batch 2 never ran
     assert is_done(ctx.iter_dir, "probe") is None
-
-
-def test_policy_weights_prefers_the_trained_policy(tmp_path):
-    ctx = make_ctx(tmp_path, model_path="/base")
-    ctx.adapter = "/prev-adapter"
-    assert probe.policy_weights(ctx) == ("/base", "/prev-adapter")  # nothing trained here yet
-    policy = ctx.iter_dir / "policy"
-    policy.mkdir()
-    (policy / "config.json").write_text("{}")
-    assert probe.policy_weights(ctx) == (str(policy), None)  # a full checkpoint
-    (policy / "adapter_config.json").write_text("{}")
-    assert probe.policy_weights(ctx) == ("/base", str(policy))  # a LoRA adapter on the base
 
 
 def test_high_ppl_takes_the_top_mastered_with_ties_by_id():
@@ -157,6 +151,7 @@ def test_high_ppl_takes_the_top_mastered_with_ties_by_id():
         probe.high_ppl(recs, mastered, 2, rule="bottom")
 
 
+@pytest.mark.slow
 def test_call_span_ppl_skips_the_think_block(hf_backend):
     from core.backends import Generation
 
@@ -170,6 +165,7 @@ def test_call_span_ppl_skips_the_think_block(hf_backend):
     assert rec["ppl_call"] == pytest.approx(math.exp(0.5))
 
 
+@pytest.mark.slow
 def test_label_margin_cuts_each_batch_to_its_longest_label(hf_backend):
     tok = hf_backend.tokenizer
     short = sample("s", "Weather in Oslo please", Label(calls=[Call(name="get_weather", arguments={"city": "Oslo"})]))

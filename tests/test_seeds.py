@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.checks import ungrounded
 from core.config import parse
 from core.errors import UserError
 from core.schema import Call, Label, Message, Sample, load_samples
@@ -18,7 +19,7 @@ from core.seeds.catalog import DOMAINS, LEAVES, tree
 from core.seeds.contamination import Guard
 from core.seeds.importers import import_file
 from core.seeds.pool import build_pool
-from core.seeds.synth import synthesize, synthesize_llm, ungrounded
+from core.seeds.synth import synthesize, synthesize_llm
 from core.seeds.validate import filter_valid, validate
 
 ACEBENCH = "/work/shared/acebench/data_en"
@@ -180,7 +181,7 @@ def test_synthesize_is_deterministic_unique_valid_and_grounded():
     assert synthesize(5, seed=8)[0].to_json() != a[0].to_json()
     assert len({s.id for s in a}) == 300 and a[12].id == "syn-7-12"
     assert all(validate(s) == [] for s in a)
-    assert [s.id for s in a if ungrounded(s)] == []
+    assert [s.id for s in a if ungrounded(s.label.tool_calls(), s)] == []
     assert sum(s.label.is_text for s in a) == 60
     multi = sum(any(m.role == "assistant" for m in s.messages) for s in a)
     assert multi == 90
@@ -216,8 +217,16 @@ def test_refusals_offer_same_domain_tools_when_asked():
     assert all(domain[s.meta["asked"]] not in doms for s, doms in zip(refusals(0.0), other))
 
 
+def _guard(acebench: bool = True) -> Guard:
+    """BFCL's texts, and ACEBench's from the shared data folder (the registered benchmarks' own)."""
+    from core.benchmarks import get
+
+    cfg = parse(f'[run]\nname = "t"\n[eval]\nacebench_data_dir = "{ACEBENCH}"\n', "test config")
+    return Guard([get("bfcl").eval_texts(cfg)] + ([get("acebench").eval_texts(cfg)] if acebench else []))
+
+
 def test_no_synthesized_name_or_query_is_an_eval_one():
-    guard = Guard(acebench_dir=ACEBENCH)
+    guard = _guard()
     from core.seeds.contamination import name_key
 
     assert not [n for n in all_leaf_names() if name_key(n) in guard.names]
@@ -247,7 +256,7 @@ def test_make_api_and_spec_from_foreign_doc():
 def test_guard_drops_samples_built_from_eval_entries():
     from evals.bfcl_data import load_category
 
-    guard = Guard(acebench_dir=ACEBENCH)
+    guard = _guard()
     entry = load_category("simple_python")[0]
     query = entry.question[0][-1]["content"]
     real = Sample(id="b", tools=entry.functions, messages=[Message(role="user", content=query)], label=Label(text="x"))
@@ -264,9 +273,43 @@ def test_guard_drops_samples_built_from_eval_entries():
     ace_query = ace["question"].split("user:", 1)[1].strip()
     ace_sample = Sample(id="e", tools=renamed, messages=[Message(role="user", content=ace_query)], label=Label(text="x"))
     assert guard.check(ace_sample) == "query_exact"
-    assert Guard(acebench_dir=False).check(ace_sample) is None
+    assert _guard(acebench=False).check(ace_sample) is None
     kept, dropped = guard.drop_contaminated([real, ace_sample, *synthesize(20, seed=2)])
     assert len(kept) == 20 and dropped == {"tool_name": 1, "query_exact": 1}
+
+
+def _ace_query() -> str:
+    ace = json.loads(Path(ACEBENCH, "data_normal_single_turn_single_function.json").read_text().splitlines()[0])
+    return ace["question"].split("user:", 1)[1].strip()
+
+
+def _seed_file(path: Path, queries: list[str]) -> Path:
+    rows = [{"query": q, "answers": [{"name": "cv", "arguments": {"amount": 2.5}}],
+             "tools": [{"name": "cv", "description": "c", "parameters": {"amount": {"type": "float"}}}]}
+            for q in queries]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_the_guard_a_real_run_builds_covers_acebench_from_its_download_folder(tmp_path, monkeypatch):
+    """build_pool as the seed stage runs it, no data folder configured: ACEBench's checked copy in
+    $LOOPTOOL_HOME (where the fetcher puts it, acebench/<commit>/data_en) is guarded against."""
+    from evals.acebench import fetch
+    from evals.bfcl_data import load_category
+
+    monkeypatch.setenv("LOOPTOOL_HOME", str(tmp_path / "home"))
+    bfcl_query = load_category("simple_python")[0].question[0][-1]["content"]
+    seeds = _seed_file(tmp_path / "seeds.jsonl", [_ace_query(), bfcl_query, "Convert 2.5 USD to EUR"])
+    cfg = _cfg(f'source = "file"\npath = "{seeds}"\n')
+    stats = build_pool(cfg, tmp_path / "p0.jsonl")  # no ACEBench copy here: said, not silent
+    assert stats["guard"]["bfcl"] == "guarded" and stats["guard"]["acebench"].startswith("not guarded: no checked")
+    assert stats["contaminated_by_reason"] == {"query_exact": 1} and stats["kept"] == 2
+    fetch.default_dir().parent.mkdir(parents=True)
+    fetch.default_dir().symlink_to(Path(ACEBENCH).resolve(), target_is_directory=True)
+    stats = build_pool(cfg, tmp_path / "p1.jsonl")
+    assert stats["guard"] == {"bfcl": "guarded", "acebench": "guarded"}
+    assert stats["contaminated_by_reason"] == {"query_exact": 2} and stats["kept"] == 1
+    assert load_samples(tmp_path / "p1.jsonl")[0].messages[-1].content == "Convert 2.5 USD to EUR"
 
 
 # ---------------------------------------------------------------------------------------- pool

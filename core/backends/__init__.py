@@ -24,4 +24,14 @@ def load_backend(kind: str, model: str, **options) -> Backend:
     raise UserError(f"unknown backend {kind!r}: choose one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["Backend", "GenParams", "Generation", "load_backend", "BACKENDS"]
+def for_run(cfg, weights) -> Backend:
+    """The run's backend (cfg.model) on `weights` (core.weights.Weights), with the options every loop
+    stage and the loop's evaluations use: the one place a run config becomes backend options."""
+    model_cfg = cfg.model
+    options = {"hf": {"device": model_cfg.device, "batch_size": cfg.probe.batch_size},
+               "vllm": {"enable_lora": weights.adapter is not None},
+               "openai": {"base_url": model_cfg.base_url}}[model_cfg.backend]
+    return load_backend(model_cfg.backend, weights.model, **options)
+
+
+__all__ = ["Backend", "GenParams", "Generation", "load_backend", "for_run", "BACKENDS"]

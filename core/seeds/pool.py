@@ -53,25 +53,25 @@ def _generator_ref(cfg: RunConfig):
 
 
 def _load(cfg: RunConfig, n: int) -> tuple[list[Sample], list[tuple[str, str]], dict]:
-    s = cfg.seeds
+    seeds_cfg = cfg.seeds
     extra: dict = {}
-    if s.source == "procedural":
+    if seeds_cfg.source == "procedural":
         from core.seeds.synth import synthesize
 
-        return synthesize(n, seed=cfg.run.seed, text_fraction=s.text_fraction,
-                          multi_turn_fraction=s.multi_turn_fraction, refuse_share=s.refuse_share,
-                          refuse_same_domain=s.refuse_same_domain), [], extra
-    if s.source == "file":
+        return synthesize(n, seed=cfg.run.seed, text_fraction=seeds_cfg.text_fraction,
+                          multi_turn_fraction=seeds_cfg.multi_turn_fraction, refuse_share=seeds_cfg.refuse_share,
+                          refuse_same_domain=seeds_cfg.refuse_same_domain), [], extra
+    if seeds_cfg.source == "file":
         from core.seeds.importers import import_file
 
-        samples, rejected = import_file(s.path, s.format)
+        samples, rejected = import_file(seeds_cfg.path, seeds_cfg.format)
         return samples, rejected, extra
-    if s.source == "hub":
+    if seeds_cfg.source == "hub":
         from core.seeds.importers import import_hub
 
-        if not s.hub_id:
+        if not seeds_cfg.hub_id:
             raise UserError("seeds.source = 'hub' needs seeds.hub_id")
-        samples, rejected = import_hub(s.hub_id, s.format)
+        samples, rejected = import_hub(seeds_cfg.hub_id, seeds_cfg.format)
         return samples, rejected, extra
     from core.seeds.llmgen import open_generator, synthesize_llm
 
@@ -88,18 +88,19 @@ def _load(cfg: RunConfig, n: int) -> tuple[list[Sample], list[tuple[str, str]], 
 
 def build_pool(cfg: RunConfig, out_path: Path) -> dict:
     """Write the seed pool to out_path; return {source, generated, rejected, rejected_first,
-    contaminated, contaminated_by_reason, duplicates, kept}."""
-    s = cfg.seeds
-    guard = None
-    if s.contamination_guard:
-        from core.seeds.contamination import Guard
+    contaminated, contaminated_by_reason, duplicates, kept, guard} (guard: per benchmark "guarded" or
+    why not; {} with the guard off)."""
+    seeds_cfg = cfg.seeds
+    guard, coverage = None, {}
+    if seeds_cfg.contamination_guard:
+        from core.seeds.contamination import guard_for
 
-        guard = Guard()
-    want = s.pool_size
-    request = want if s.source != "procedural" else max(want + 8, int(want * 1.1))
-    for _attempt in range(_ATTEMPTS if s.source == "procedural" else 1):
+        guard, coverage = guard_for(cfg)
+    want = seeds_cfg.pool_size
+    request = want if seeds_cfg.source != "procedural" else max(want + 8, int(want * 1.1))
+    for _attempt in range(_ATTEMPTS if seeds_cfg.source == "procedural" else 1):
         raw, rejected, extra = _load(cfg, request)
-        valid, invalid = filter_valid(raw, s.source)
+        valid, invalid = filter_valid(raw, seeds_cfg.source)
         rejected = rejected + invalid
         dropped: dict[str, int] = {}
         clean = valid
@@ -114,7 +115,7 @@ def build_pool(cfg: RunConfig, out_path: Path) -> dict:
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write_samples(out_path, pool)
-    return {"source": s.source, "generated": len(raw) + (len(rejected) - len(invalid)),
+    return {"source": seeds_cfg.source, "generated": len(raw) + (len(rejected) - len(invalid)),
             "rejected": len(rejected), "rejected_first": [f"{w}: {p}" for w, p in rejected[:SHOW_REJECTED]],
             "contaminated": sum(dropped.values()), "contaminated_by_reason": dropped,
-            "duplicates": dups, "kept": len(pool), **extra}
+            "duplicates": dups, "kept": len(pool), "guard": coverage, **extra}

@@ -40,8 +40,9 @@ from pydantic import ValidationError
 
 from core.schema import Sample, load_samples, write_samples
 from core.stages.base import StageContext, mark_done
-from core.stages.probe import high_ppl, read_records
-from evals.results import write_json_atomic
+from core.stages.judge import error_seeds
+from core.stages.probe import high_ppl
+from core.records import read_records, write_json_atomic
 
 TABLE = ("error_seeds", "expansions", "high_ppl", "fresh_seeds", "topped_up")
 
@@ -97,25 +98,6 @@ def _pick(items: list, n: int, rng: random.Random) -> list:
     return [items[i] for i in keep]
 
 
-def error_seeds(dataset_j: list[Sample], judge_records: list[dict]) -> tuple[list[Sample], int, int]:
-    """ES in judge.jsonl order: (samples, #PRED_WRONG, #LABEL_WRONG)."""
-    by_id = {s.id: s for s in dataset_j}
-    out, seen, pw, lw = [], set(), 0, 0
-    for r in judge_records:
-        if r["id"] in seen:
-            continue
-        if r.get("verdict") == "PRED_WRONG" and r["id"] in by_id:
-            out.append(by_id[r["id"]])
-            pw += 1
-        elif r.get("verdict") == "LABEL_WRONG" and r.get("relabel"):
-            out.append(Sample.model_validate(r["relabel"]))
-            lw += 1
-        else:
-            continue
-        seen.add(r["id"])
-    return out, pw, lw
-
-
 def keep_text_share(parts: dict[str, list[Sample]], share: float, sources: dict[str, list[Sample]],
                     rng: random.Random) -> dict:
     """Rebalance `parts` in place to at least `share` text labels (fill rule 6): returns the counts.
@@ -159,7 +141,8 @@ def assemble(cfg, iteration_next: int, pool_unused: list[Sample], dataset_j: lis
         parts["fresh"] = _pick(pool, budget, rng)
         parts["topup_reused"] = _pick(dataset_j, budget - len(parts["fresh"]), rng)
     else:
-        es, pw, lw = error_seeds(dataset_j, judge_records)
+        found = error_seeds(dataset_j, judge_records)
+        es, pw, lw = found.samples, found.pred_wrong, found.label_wrong
         es_ids = {s.id for s in es}
         groups: dict[str, list[Sample]] = {}
         for s in expansions:

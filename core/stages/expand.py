@@ -26,14 +26,16 @@ from collections import Counter
 from typing import Callable
 
 from core.backends import Backend, GenParams
+from core.checks import check_calls, ungrounded
+from core.records import RecordLog
 from core.schema import Call, Label, Message, Sample
 from core.seeds import synth
 from core.seeds.apis import make_api, norm, spec_from_doc, words_of
 from core.seeds.catalog import BY_KEY, LEAVES
 from core.seeds.validate import validate
 from core.stages.base import StageContext, is_done, mark_done
+from core.stages.judge import read_error_seeds
 from core.toolcalls import DecodeError, parse_hermes, parse_python_calls, render_hermes, strip_think
-from evals.results import RecordLog
 
 VARIATIONS = ("complexity", "persona", "interaction", "data")
 VARIATION_TEXT = {
@@ -295,15 +297,30 @@ class _Expander:
             self.backend.close()
 
 
-def run(ctx: StageContext, seeds: list[Sample], errors: dict[str, str], judge: Judge | None = None, *,
-        backend: Backend | None = None, gen_params: GenParams | None = None, attempts: int = ATTEMPTS) -> dict:
+def grounded_label(sample: Sample) -> bool:
+    """The second-tier check of an expansion without an LLM judge: a text label, or calls that fit the
+    schema with every argument value grounded in the conversation (core.checks)."""
+    if sample.label.is_text:
+        return True
+    calls = sample.label.tool_calls()
+    return not check_calls(calls, sample.tools) and not ungrounded(calls, sample)
+
+
+def run(ctx: StageContext, seeds: list[Sample] | None = None, errors: dict[str, str] | None = None,
+        judge: Judge | None = grounded_label, *, backend: Backend | None = None,
+        gen_params: GenParams | None = None, attempts: int = ATTEMPTS) -> dict:
     """Expand every error seed into cfg.expand.k samples; resumable; returns the counts.
 
-    errors: seed id -> the judge's error analysis. judge: second-tier check (None = rules only).
+    seeds / errors: the error seeds and id -> the judge's error analysis; when not given, the
+    iteration's ES (core.stages.judge.read_error_seeds). judge: second-tier check (None = rules only).
     backend / gen_params: the generator model and its sampling (llm generator; default: opened from
     cfg.expand.llm, temperature 1.0, top_p 0.9). attempts: candidates per task before it is given up."""
     if (done := is_done(ctx.iter_dir, "expand")) is not None:
         return done
+    if seeds is None:
+        found = read_error_seeds(ctx)
+        seeds, errors = found.samples, found.reasons
+    errors = errors or {}
     k = ctx.cfg.expand.k
     out = RecordLog(ctx.iter_dir / "expand.jsonl")
     finished = RecordLog(ctx.iter_dir / "expand.seeds.jsonl")

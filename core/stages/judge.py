@@ -5,11 +5,9 @@ LABEL_WRONG (replace the label by the prediction: an error seed), BOTH_CORRECT (
 eligible for HPPL), BOTH_WRONG (discarded), or JUDGE_FAILED (the LLM never answered parsably: discarded).
 
 1. The rule judge settles the clear cases. Each side is checked for schema validity against
-   sample.tools (function exists, required present, no unknown parameter, JSON/BFCL types, enums) and
-   for grounding (each string value occurs, case- and whitespace-insensitively, in the user / tool /
-   system messages; each number occurs as written; enum members, schema defaults, booleans, nulls
-   and empty strings need no grounding). A side "passes" when it has no problem; a text reply passes
-   when it is non-empty; a malformed call never passes.
+   sample.tools and for grounding in the conversation by the rules of core.checks (check_calls,
+   ungrounded). A side "passes" when it has no problem; a text reply passes when it is non-empty; a
+   malformed call never passes.
 
        label   prediction                      verdict
        text    text                            BOTH_CORRECT (no call either way)
@@ -51,132 +49,39 @@ POSITION_INCONSISTENT or JUDGE_FAILED); `relabel` (LABEL_WRONG only) is the corr
 """
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
 
 from core import toolcalls
 from core.backends import GenParams, load_backend
+from core.checks import check_calls, norm_text, tool_params, ungrounded
 from core.prompting import render
-from core.render import decode_reply, label_text
-from core.schema import Call, Label, Sample
+from core.records import RecordLog, read_records
+from core.prompt_format import decode_reply, label_text
+from core.schema import Call, Label, Sample, load_samples
 from core.stages.base import StageContext, mark_done
 from core.stages.judge_prompts import (  # noqa: F401  (re-exported: the judge's reply protocol)
     JUDGE_FAILED, NO_CONSENSUS, POSITION_INCONSISTENT, UNDECIDED, VERDICTS, aggregate, combine_orders,
     judge_messages, parse_verdict)
-from evals.results import RecordLog
 
 VOTE_TEMPERATURE, VOTE_TOP_P = 0.7, 0.8
 LLM_CHUNK = 16  # samples per LLM batch between control checkpoints
 
 
-# -- schema and grounding checks ----------------------------------------------------------------
-
-def _tool_index(tools: list[dict]) -> dict[str, dict]:
-    out = {}
-    for t in tools:
-        t = t.get("function", t) if isinstance(t.get("function"), dict) else t
-        if isinstance(t.get("name"), str):
-            out[t["name"]] = t.get("parameters") or {}
-    return out
-
-
-_PY_TYPES = {"string": str, "str": str, "integer": int, "int": int, "number": (int, float),
-             "float": (int, float), "boolean": bool, "bool": bool, "array": list, "list": list,
-             "tuple": list, "dict": dict, "object": dict}
-
-
-def _type_ok(value, typ) -> bool:
-    """JSON-schema / BFCL type check; a bool is never a number; "any" and unknown types pass."""
-    if isinstance(typ, list):
-        return any(_type_ok(value, t) for t in typ)
-    want = _PY_TYPES.get(str(typ).lower())
-    if want is None:
-        return True
-    if isinstance(value, bool) != (want is bool):
-        return False
-    if want is int and isinstance(value, float):
-        return value.is_integer()
-    return isinstance(value, want)
-
-
-def check_calls(calls: list[toolcalls.ToolCall], tools: list[dict]) -> list[str]:
-    """Schema problems of `calls` against BFCL-style tool docs; [] when valid."""
-    index, problems = _tool_index(tools), []
-    for c in calls:
-        if c.name not in index:
-            problems.append(f"{c.name}: no such function")
-            continue
-        props = index[c.name].get("properties") or {}
-        problems += [f"{c.name}: missing required {p!r}" for p in index[c.name].get("required") or []
-                     if p not in c.arguments]
-        for arg, value in c.arguments.items():
-            spec = props.get(arg)
-            if spec is None:
-                problems.append(f"{c.name}: unknown parameter {arg!r}")
-            elif "type" in spec and not _type_ok(value, spec["type"]):
-                problems.append(f"{c.name}.{arg}: {type(value).__name__} is not {spec['type']}")
-            elif spec.get("enum") and value not in spec["enum"]:
-                problems.append(f"{c.name}.{arg}: {value!r:.40} not in enum")
-            elif isinstance(value, list) and isinstance(spec.get("items"), dict) and "type" in spec["items"]:
-                if not all(_type_ok(v, spec["items"]["type"]) for v in value):
-                    problems.append(f"{c.name}.{arg}: items are not {spec['items']['type']}")
-    return problems
-
-
-def _norm_text(s: str) -> str:
-    return " ".join(s.casefold().split())
-
-
-def _context(sample: Sample) -> str:
-    return _norm_text("\n".join(m.content for m in sample.messages if m.role in ("user", "tool", "system")))
-
-
-def _number_forms(v) -> set[str]:
-    forms = {repr(v)}
-    if isinstance(v, float) and v.is_integer():
-        forms.add(str(int(v)))
-    return forms
-
-
-def _grounded(value, ctx: str) -> bool:
-    if value is None or isinstance(value, bool):
-        return True
-    if isinstance(value, str):
-        return not value.strip() or _norm_text(value) in ctx
-    if isinstance(value, (int, float)):
-        return any(re.search(rf"(?<![\d.]){re.escape(f)}(?!\d)", ctx) for f in _number_forms(value))
-    if isinstance(value, list):
-        return all(_grounded(v, ctx) for v in value)
-    if isinstance(value, dict):
-        return all(_grounded(v, ctx) for v in value.values())
-    return True
-
-
-def ungrounded(calls: list[toolcalls.ToolCall], sample: Sample) -> list[str]:
-    """Argument values that do not occur in the conversation; [] when all are grounded."""
-    ctx, index, problems = _context(sample), _tool_index(sample.tools), []
-    for c in calls:
-        props = (index.get(c.name) or {}).get("properties") or {}
-        for arg, value in c.arguments.items():
-            spec = props.get(arg) or {}
-            if value in (spec.get("enum") or []) or ("default" in spec and spec["default"] == value):
-                continue
-            if not _grounded(value, ctx):
-                problems.append(f"{c.name}.{arg}={value!r:.40} does not occur in the conversation")
-    return problems
-
+# -- call equivalence ---------------------------------------------------------------------------
 
 def _normalised(calls: list[toolcalls.ToolCall], tools: list[dict]) -> list[toolcalls.ToolCall]:
+    """Calls with strings in core.checks' normal form and optional arguments equal to their default
+    dropped, so that equivalent calls compare equal."""
     def norm(v):
         if isinstance(v, str):
-            return _norm_text(v)
+            return norm_text(v)
         if isinstance(v, list):
             return [norm(x) for x in v]
         return {k: norm(x) for k, x in v.items()} if isinstance(v, dict) else v
 
-    index, out = _tool_index(tools), []
+    index, out = tool_params(tools), []
     for c in calls:
         params = index.get(c.name) or {}
         props, required = params.get("properties") or {}, set(params.get("required") or [])
@@ -331,10 +236,48 @@ def _record(sample: Sample, response: str, mode: str, verdict: str, outcome: str
     return rec
 
 
-def run(ctx: StageContext, dataset: list[Sample], probe_records, backend=None) -> dict:
-    """Judge every mismatched probe sample not yet in judge.jsonl; returns (and marks done with) stats."""
+@dataclass
+class ErrorSeeds:
+    """ES of iteration j (reference section 7): PRED_WRONG samples with their label and LABEL_WRONG samples
+    relabelled, in judge.jsonl order, each id once."""
+    samples: list[Sample]
+    reasons: dict[str, str]  # id -> the judge's error analysis (expansion prompts use it)
+    pred_wrong: int
+    label_wrong: int
+
+
+def error_seeds(dataset: list[Sample], judge_records: list[dict]) -> ErrorSeeds:
+    by_id = {s.id: s for s in dataset}
+    es = ErrorSeeds([], {}, 0, 0)
+    for r in judge_records:
+        if r["id"] in es.reasons:
+            continue
+        if r.get("verdict") == "PRED_WRONG" and r["id"] in by_id:
+            es.samples.append(by_id[r["id"]])
+            es.pred_wrong += 1
+        elif r.get("verdict") == "LABEL_WRONG" and r.get("relabel"):
+            es.samples.append(Sample.model_validate(r["relabel"]))
+            es.label_wrong += 1
+        else:
+            continue
+        es.reasons[r["id"]] = r.get("reason", "")
+    return es
+
+
+def read_error_seeds(ctx: StageContext) -> ErrorSeeds:
+    """ES from the iteration's dataset.jsonl and judge.jsonl."""
+    return error_seeds(load_samples(ctx.iter_dir / "dataset.jsonl"), read_records(ctx.iter_dir / "judge.jsonl"))
+
+
+def run(ctx: StageContext, dataset: list[Sample] | None = None, probe_records=None, backend=None) -> dict:
+    """Judge every mismatched probe sample not yet in judge.jsonl; returns (and marks done with) stats.
+    dataset / probe_records: the iteration's dataset.jsonl / probe.jsonl when not given."""
     cfg, t0 = ctx.cfg, time.monotonic()
-    mode, las = cfg.model.mode, cfg.train.list_as_set
+    if dataset is None:
+        dataset = load_samples(ctx.iter_dir / "dataset.jsonl")
+    if probe_records is None:
+        probe_records = read_records(ctx.iter_dir / "probe.jsonl")
+    mode, list_as_set = cfg.model.mode, cfg.train.list_as_set
     probe = probe_records if isinstance(probe_records, dict) else {r["id"]: r for r in probe_records}
     mismatched = [(s, probe[s.id]["response"]) for s in dataset if s.id in probe and not probe[s.id]["mastered"]]
     log = RecordLog(ctx.iter_dir / "judge.jsonl")
@@ -345,14 +288,14 @@ def run(ctx: StageContext, dataset: list[Sample], probe_records, backend=None) -
         for s, resp in mismatched:
             if s.id in log:
                 continue
-            rr = rule_verdict(s, resp, mode, las)
-            if rr.verdict is not None:
-                log.add(_record(s, resp, mode, rr.verdict, rr.verdict, rr.reason, "rule"))
+            ruling = rule_verdict(s, resp, mode, list_as_set)
+            if ruling.verdict is not None:
+                log.add(_record(s, resp, mode, ruling.verdict, ruling.verdict, ruling.reason, "rule"))
             elif use_llm:
-                undecided.append((s, resp, rr))
+                undecided.append((s, resp, ruling))
             else:
-                log.add(_record(s, resp, mode, rr.fallback, UNDECIDED,
-                                rr.reason + f"; no LLM judge: {rr.fallback}", "rule"))
+                log.add(_record(s, resp, mode, ruling.fallback, UNDECIDED,
+                                ruling.reason + f"; no LLM judge: {ruling.fallback}", "rule"))
         total = len(mismatched)
         ctx.progress("judge", total - len(undecided), total)
         if undecided and backend is None:
@@ -361,10 +304,10 @@ def run(ctx: StageContext, dataset: list[Sample], probe_records, backend=None) -
             ctx.control.checkpoint()
             part = undecided[start:start + LLM_CHUNK]
             results = llm_judge(backend, [(s, r) for s, r, _ in part], cfg.judge, mode, seed=cfg.run.seed)
-            for (s, resp, rr), res in zip(part, results):
+            for (s, resp, ruling), res in zip(part, results):
                 outcome = res["outcome"]
-                verdict = outcome if outcome in VERDICTS or outcome == JUDGE_FAILED else rr.fallback
-                reason = res["analysis"] or rr.reason
+                verdict = outcome if outcome in VERDICTS or outcome == JUDGE_FAILED else ruling.fallback
+                reason = res["analysis"] or ruling.reason
                 if outcome == JUDGE_FAILED:
                     reason = f"no parsable verdict after a retry; reply began: {res['analysis'][:200]!r}"
                 elif verdict != outcome:

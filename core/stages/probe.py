@@ -2,7 +2,7 @@
 
 Every sample of D_j is decoded greedily (temperature 0, thinking left to the chat template) by the
 policy just trained on D_j, with per-token logprobs. Each sample is *mastered* when the reply earns
-the training reward (core.render.reward == 1.0), else *mismatched* and handed to the judge.
+the training reward (core.prompt_format.reward == 1.0), else *mismatched* and handed to the judge.
 
 Records (iter_dir/probe.jsonl, one per sample, appended per batch, resumable by id):
     {id, response, ppl, ppl_call, mastered, reward, tokens, finish, kind, failure}
@@ -18,8 +18,7 @@ Stats (probe.done, hence the iteration record and the stage_finished event), bes
     by_kind_failures  {kind: {class: count}}, non-zero counts only
     unclassified      mismatched records without a failure class (see `summarize`)
 
-Which weights are probed: iter_dir/policy when training left one there (a peft adapter on
-ctx.model_path, or a full checkpoint directory); otherwise ctx.model_path with ctx.adapter.
+Which weights are probed: the policy trained on D_j (core.weights.trained).
 
 HPPL (`high_ppl`): the rule is named by cfg.probe.hppl_rule. "top_ppl_fill" (default) takes the n
 highest-PPL eligible (mastered) samples, where n is what assemble has left of the budget; ties are
@@ -34,40 +33,22 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
-from core.backends import GenParams, Generation, load_backend
+from core.backends import GenParams, Generation, for_run
 from core.failures import FAILURE_CLASSES, UNKNOWN_KIND, classify, sample_kind
 from core.prompting import render
-from core.render import label_text, prompt_messages, reward
-from core.schema import Sample
+from core.prompt_format import label_text, prompt_messages, reward
+from core.records import RecordLog
+from core.schema import Sample, load_samples
 from core.stages.base import StageContext, mark_done
-from evals.results import RecordLog
+from core.weights import trained
 
 HPPL_RULES = ("top_ppl_fill", "none")
-
-
-# -- which model --------------------------------------------------------------------------------
-
-def policy_weights(ctx: StageContext) -> tuple[str, str | None]:
-    """(model path, adapter dir or None) of the policy trained on D_j."""
-    policy = ctx.iter_dir / "policy"
-    if (policy / "adapter_config.json").exists():
-        return ctx.model_path, str(policy)
-    if (policy / "config.json").exists():
-        return str(policy), None
-    return ctx.model_path, ctx.adapter
-
-
-def build_backend(cfg, model: str, adapter: str | None):
-    options = {"hf": {"device": cfg.model.device, "batch_size": cfg.probe.batch_size},
-               "vllm": {"enable_lora": adapter is not None},
-               "openai": {"base_url": cfg.model.base_url}}[cfg.model.backend]
-    return load_backend(cfg.model.backend, model, **options)
 
 
 # -- prompts and records ------------------------------------------------------------------------
 
 def build_prompt(sample: Sample, tokenizer, mode: str) -> str:
-    """The exact prompt the policy is trained and evaluated on (core.render)."""
+    """The exact prompt the policy is trained and evaluated on (core.prompt_format)."""
     msgs, tools = prompt_messages(sample, mode)
     return render(tokenizer, msgs, tools)
 
@@ -119,9 +100,12 @@ def batch_params(params: GenParams, batch: list[Sample], tokenizer, cfg) -> GenP
 
 # -- the stage ----------------------------------------------------------------------------------
 
-def run(ctx: StageContext, dataset: list[Sample], backend=None) -> dict:
-    """Probe every sample of D_j not yet in probe.jsonl; returns (and marks done with) the stats."""
+def run(ctx: StageContext, dataset: list[Sample] | None = None, backend=None) -> dict:
+    """Probe every sample of D_j (the iteration's dataset.jsonl when not given) not yet in probe.jsonl;
+    returns (and marks done with) the stats."""
     cfg = ctx.cfg
+    if dataset is None:
+        dataset = load_samples(ctx.iter_dir / "dataset.jsonl")
     iter_dir = ctx.iter_dir
     log = RecordLog(iter_dir / "probe.jsonl")
     # Batches of similar label length: greedy decoding runs until a batch's longest answer ends, so
@@ -130,11 +114,12 @@ def run(ctx: StageContext, dataset: list[Sample], backend=None) -> dict:
     total, done = len(dataset), len(dataset) - len(pending)
     params = GenParams(max_new_tokens=cfg.probe.max_new_tokens, temperature=0.0, logprobs=True)
     own_backend = backend is None and bool(pending)
-    model, adapter = policy_weights(ctx)
+    weights = trained(ctx)
+    model, adapter = weights.model, weights.adapter
     t0, tokens, probed = time.monotonic(), 0, 0
     try:
         if own_backend:
-            backend = build_backend(cfg, model, adapter)
+            backend = for_run(cfg, weights)
         ctx.progress("probe", done, total)
         size = cfg.probe.batch_size
         for start in range(0, len(pending), size):
@@ -238,19 +223,4 @@ def high_ppl(records: Iterable[dict] | dict[str, dict], mastered_ids: Iterable[s
             out.append(i)
             if len(out) == n:
                 break
-    return out
-
-
-def read_records(path: Path) -> list[dict]:
-    """probe.jsonl / judge.jsonl records (a torn last line is ignored)."""
-    import json
-
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
     return out

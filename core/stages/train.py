@@ -7,7 +7,7 @@
   builds a new trainer, so the optimizer is reset (the paper's schedule).
 * SFT: prompt-completion rows (prompt = the rendered chat prompt, completion = the label + eos); trl
   computes the loss on the completion only.
-* GRPO: the paper's binary exact-match reward (core.render.reward), G rollouts per prompt, clip
+* GRPO: the paper's binary exact-match reward (core.prompt_format.reward), G rollouts per prompt, clip
   epsilon low/high, beta = 0 (no KL, no reference model), token-mean loss ("dapo" in trl).
 * One optimizer step sees `train.batch_size` prompts (capped at the dataset size, since trl's GRPO
   sampler drops incomplete generation batches); `train.micro_batch` rows (SFT samples, GRPO completions)
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from core.errors import UserError
 from core.hardware import cpu_native_bf16
-from core.schema import Sample
+from core.schema import Sample, load_samples
 from core.stages.base import StageContext, is_done, mark_done
 from core.stages.train_callback import LoopCallback, latest_checkpoint
 from core.stages.train_launch import LAUNCHED_ENV, accelerate_command, run_launched  # noqa: F401
@@ -41,9 +41,12 @@ SAVE_TOTAL_LIMIT = 2  # keep the newest two checkpoints (the newest may be half-
 COMPACT_LM_HEAD = True  # on CPU, score only the positions that have labels (see compact_lm_head)
 
 
-def run(ctx: StageContext, dataset: list[Sample]) -> dict:
+def run(ctx: StageContext, dataset: list[Sample] | None = None) -> dict:
+    """Train the policy on D_j (the iteration's dataset.jsonl when not given); returns the stats."""
     if (done := is_done(ctx.iter_dir, "train")) is not None:
         return done
+    if dataset is None:
+        dataset = load_samples(ctx.iter_dir / "dataset.jsonl")
     if ctx.cfg.train.launcher == "accelerate" and not os.environ.get(LAUNCHED_ENV):
         return run_launched(ctx, dataset)
     return train_inprocess(ctx, dataset)
@@ -105,7 +108,7 @@ def build_rows(tokenizer, dataset: list[Sample], mode: str, method: str, max_pro
     prompt is longer than `max_prompt_tokens` are left out (truncating would cut the tool list or
     the question); the count comes back as `skipped`."""
     from core.prompting import render
-    from core.render import label_text, prompt_messages
+    from core.prompt_format import label_text, prompt_messages
 
     rows, skipped = [], 0
     for i, s in enumerate(dataset):
@@ -217,7 +220,7 @@ def _grpo_trainer(model, tokenizer, args, rows, dataset, mode, list_as_set, call
 
 def exact_match_reward(dataset: list[Sample], mode: str, list_as_set: bool = False):
     """trl reward function: the paper's binary exact-match reward against each row's label."""
-    from core.render import reward
+    from core.prompt_format import reward
 
     def exact_match(prompts, completions, sample_idx, **_):
         return [reward(c if isinstance(c, str) else c[-1]["content"], dataset[i], mode, list_as_set)

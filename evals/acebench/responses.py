@@ -21,10 +21,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from core.errors import InputFileError, UserError
+from core.records import RecordLog, write_json_atomic
 from evals.acebench import data, fetch
 from evals.acebench.runner import _record, summarize
 from evals.acebench.score import score_agent, score_text
-from evals.results import RecordLog, eval_dir, response_lines, write_json_atomic
+from evals.results import eval_dir, response_lines
 
 
 def _field(obj: dict, *names):

@@ -17,13 +17,14 @@ from datetime import datetime, timezone
 from tqdm import tqdm
 
 from core.backends import GenParams
+from core.records import RecordLog, write_json_atomic
 from evals.acebench import data, fetch, metrics, prompts
 from evals.acebench.agent import AgentSession
 from evals.leaderboard_ast import other_decoding
 from evals.acebench.data import Entry
 from evals.acebench.gen import Generator
 from evals.acebench.score import score_agent, score_text
-from evals.results import Progress, RecordLog, eval_dir, eval_id, git_revision, write_json_atomic
+from evals.results import Progress, eval_dir, eval_id, git_revision
 
 TOO_LONG = "inference_error:prompt_too_long"
 
