@@ -69,7 +69,8 @@ def registry() -> dict[str, Benchmark]:
     found = [ep.load() for ep in entry_points(group=ENTRY_POINTS)]
     if not found:
         raise UserError(f"no benchmark is registered (entry-point group {ENTRY_POINTS!r}): install looptool "
-                        "with `pip install -e .` (make does) so that its pyproject.toml entry points exist")
+                        "with `pip install -e .` (make does) so that its pyproject.toml entry points exist; a "
+                        "stale looptool.egg-info in the checkout hides them (delete it)")
     return {b.name: b for b in sorted(found, key=lambda b: (b.order, b.name))}
 
 
