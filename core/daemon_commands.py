@@ -44,14 +44,14 @@ class CommandHandler:
             self._seen_ids[cid] = None
             while len(self._seen_ids) > SEEN_IDS:
                 self._seen_ids.popitem(last=False)
-        stub = bp.Command(id=cid or "", reply_to=reply_to or self.topic("ack", "unknown"))
+        envelope = bp.Command(id=cid or "", reply_to=reply_to or self.topic("ack", "unknown"))
         if retained:
-            return self._reject(reply_to, stub, verb, "retained commands are ignored (publish commands "
+            return self._reject(reply_to, envelope, verb, "retained commands are ignored (publish commands "
                                 "with retain=false; a retained command would fire again on every reconnect)")
         try:
             cmd, args = bp.parse_command(verb, payload, where=topic)
         except bp.BadPayload as e:
-            return self._reject(reply_to, stub, verb, str(e))
+            return self._reject(reply_to, envelope, verb, str(e))
         if reply_to is None:
             return self._reject(None, cmd, verb, f"{topic}: reply_to: must be {self.topic('ack', '<console-id>')}")
         try:

@@ -1,30 +1,22 @@
 """The core daemon on real brokers: commands and acks, telemetry, retained state, last will.
 
-Most tests drive `CoreDaemon` with `FakeEngine`, which has the engine's interface (subscribe, pause,
-resume, stop, run, request_eval, serve_evals, cancel_evals, state, run_id, cfg_text, cfg); the engine
-itself is tested elsewhere. `test_real_engine_*` use the real Engine paused before its first stage,
-and the kill test runs the real `looptool core` CLI in a subprocess.
+These tests drive `CoreDaemon` with `FakeEngine`, a core.engine.RunEngine without a loop; the real
+Engine and `looptool core` processes on the bus are in test_daemon_process.py.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from brokers import embedded_broker, mosquitto, run_async  # noqa: F401
+from daemon_client import Console, start_daemon, wait_for
 
 from core import busproto as bp
-from core.bus import BusClient
-from core.daemon import CoreDaemon, will_for
-from core.discovery import live_discovery
 from core.store import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,77 +104,6 @@ def test_the_stand_in_and_the_engine_share_the_daemons_protocol():
     assert isinstance(FakeEngine(), RunEngine)
     members = {m for m in dir(RunEngine) if not m.startswith("_")}
     assert members <= set(dir(Engine)) | {"run_id", "cfg", "cfg_text", "state"}  # instance attributes
-
-
-class Console:
-    """A console-side client: sends commands, collects acks and everything else it subscribed to."""
-
-    def __init__(self, url, core_id, console_id="con1", creds=(None, None)):
-        self.core_id, self.console_id = core_id, console_id
-        self.bus = BusClient(url, f"console-{console_id}-{uuid.uuid4().hex[:6]}", username=creds[0],
-                             password=creds[1], keepalive=5)
-        self.acks: list[bp.Ack] = []
-        self.msgs: list[tuple[str, bytes, bool]] = []
-        self.bus.subscribe(bp.topic(core_id, "ack", console_id), lambda t, p, r: self.acks.append(bp.parse_ack(p)))
-        self.bus.subscribe(bp.core_root(core_id) + "/#", lambda t, p, r: self.msgs.append((t, p, r)))
-
-    async def start(self):
-        self.task = asyncio.create_task(self.bus.run())
-        await wait_for(lambda: self.bus.connected, what="console connect")
-        return self
-
-    async def close(self):
-        await self.bus.close()
-        await self.task
-
-    async def send(self, verb, args=None, cid=None, raw: bytes | None = None) -> str:
-        cid = cid or uuid.uuid4().hex
-        cmd = bp.Command(id=cid, reply_to=bp.topic(self.core_id, "ack", self.console_id), sender=self.console_id,
-                         args=args or {})
-        await self.bus.publish(bp.topic(self.core_id, "cmd", verb), raw if raw is not None else cmd.dump())
-        return cid
-
-    def acks_for(self, cid):
-        return [a for a in self.acks if a.id == cid]
-
-    async def final(self, cid, timeout=10.0) -> bp.Ack:
-        await wait_for(lambda: any(a.status != "accepted" for a in self.acks_for(cid)), timeout, f"final ack {cid}")
-        return [a for a in self.acks_for(cid) if a.status != "accepted"][-1]
-
-    def latest(self, kind, *rest):
-        t = bp.topic(self.core_id, kind, *rest)
-        hits = [p for (tt, p, r) in self.msgs if tt == t]
-        return hits[-1] if hits else None
-
-    def status(self) -> bp.Status | None:
-        raw = self.latest("status")
-        return bp.parse_status(raw) if raw else None
-
-    def state(self) -> str | None:
-        st = self.status()
-        return st.state if st else None
-
-    def of(self, kind, *rest):
-        t = bp.topic(self.core_id, kind, *rest)
-        return [p for (tt, p, r) in self.msgs if tt == t]
-
-
-async def wait_for(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def start_daemon(url, core_id, engine, store, creds=(None, None), **kw):
-    bus = BusClient(url, f"core-{core_id}", will=will_for(core_id), username=creds[0], password=creds[1],
-                    keepalive=5)
-    bus.backoff_min, bus.backoff_max = 0.1, 0.3
-    d = CoreDaemon(engine, bus, core_id, store, hardware_s=0.5, **kw)
-    task = asyncio.create_task(d.run())
-    await wait_for(lambda: bus.connected, what="core connect")
-    return d, task
 
 
 def test_command_exchange_on_mosquitto(mosquitto, tmp_path):
@@ -376,121 +297,3 @@ def test_eval_failure_is_acked_failed_and_stay_serves_after_the_run(embedded_bro
         await con.close()
     run_async(main(), timeout=40)
     store.close()
-
-
-# -- the real engine, paused before its first stage -------------------------------------------------
-
-def fake_eval_job(cfg_text, run_dir, iteration, args, queue, stop):
-    """Stands in for core.eval_job.run_eval_job in a spawned process (no model on the test machine)."""
-    for i in range(1, 4):
-        queue.put(("progress", {"stage": "eval", "iteration": iteration, "done": i, "total": 3, "on_demand": True}))
-    queue.put(("done", {"eval_id": f"bfcl-job{iteration}", "benchmark": "bfcl-v3", "iteration": iteration,
-                        "scores": {"overall": 0.5}, "started_at": "2026-02-02T00:00:00",
-                        "subset": args.get("subset")}))
-
-
-def test_real_engine_paused_serves_evals_and_history(embedded_broker, tmp_path, monkeypatch):
-    import core.benchmarks
-    from core.config import parse
-    from core.engine import Engine
-
-    # a core where ACEBench is not installed (not in the benchmark registry) fails such requests clearly
-    bfcl_only = {"bfcl": core.benchmarks.get("bfcl")}
-    monkeypatch.setattr(core.benchmarks, "registry", lambda: bfcl_only)
-
-    store = ResultStore(tmp_path / "db.json")
-    text = (ROOT / "tests" / "data" / "tiny-run.toml").read_text()
-    engine = Engine(parse(text, "tiny-run.toml"), f"tiny-bus-{uuid.uuid4().hex[:6]}", store=store)
-    engine.eval_job_target = fake_eval_job
-    engine.pause()
-
-    async def main():
-        d, task = await start_daemon(embedded_broker.url, "real1", engine, store)
-        con = await Console(embedded_broker.url, "real1").start()
-        await wait_for(lambda: con.state() == "paused")
-        a = await con.final(await con.send("eval", {"benchmark": "acebench"}))
-        assert a.status == "failed" and "unknown benchmark 'acebench'; choose from bfcl" in a.detail
-        a = await con.final(await con.send("eval", {"iteration": 2}))
-        assert a.status == "failed" and "iteration 2 has no trained policy yet" in a.detail
-        a = await con.final(await con.send("eval", {"subset": "simple_python"}), timeout=60)
-        assert a.status == "done" and a.result["eval_id"] == "bfcl-job0" and a.result["iteration"] == 0
-        assert any(json.loads(p).get("state") == "evaluating" for p in con.of("status"))
-        a = await con.final(await con.send("history", {"table": "evals", "run_id": engine.run_id}))
-        assert [r["eval_id"] for r in a.result["rows"]] == ["bfcl-job0"]
-        a = await con.final(await con.send("history", {"table": "runs"}))
-        assert [r["run_id"] for r in a.result["rows"]] == [engine.run_id]
-        await wait_for(lambda: con.state() == "paused", what="paused again")
-        a = await con.final(await con.send("stop"), timeout=15)
-        assert a.result == {"state": "stopped"}
-        assert await asyncio.wait_for(task, 15) == "stopped"
-        await con.close()
-    run_async(main(), timeout=90)
-    assert store.get_eval("bfcl-job0")["run_id"] == engine.run_id
-    store.close()
-
-
-def _core_proc(url: str, creds_file: str, core_id: str, *extra) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "console.cli", "core", "--config",
-                             str(ROOT / "tests" / "data" / "tiny-run.toml"), "--broker", url,
-                             "--broker-credentials", creds_file, "--core-id", core_id, "--paused", *extra],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def test_killed_core_goes_offline_through_its_last_will(mosquitto):
-    proc = _core_proc(mosquitto.url, str(mosquitto.files["credentials"]["core"]), "kill1")
-    try:
-        async def main():
-            con = await Console(mosquitto.url, "kill1", creds=mosquitto.creds["viewer"]).start()
-            await wait_for(lambda: con.latest("online") == b"true" and con.latest("status"), timeout=60,
-                           what="core online with its status")
-            doc = live_discovery("kill1")
-            assert doc and doc["pid"] == proc.pid and doc["url"] == mosquitto.url  # no password in it
-            assert bp.parse_status(con.latest("status")).state == "paused"
-            t0 = time.monotonic()
-            os.kill(proc.pid, signal.SIGKILL)
-            await wait_for(lambda: con.latest("online") == b"false", timeout=10, what="last will")
-            assert time.monotonic() - t0 < 5  # the socket closes: no keepalive wait
-            assert live_discovery("kill1") is None
-            await con.close()
-        run_async(main(), timeout=90)
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-def test_sigterm_exits_cleanly_offline_and_removes_discovery(mosquitto):
-    proc = _core_proc(mosquitto.url, str(mosquitto.files["credentials"]["core"]), "term1")
-    try:
-        async def main():
-            con = await Console(mosquitto.url, "term1", creds=mosquitto.creds["viewer"]).start()
-            await wait_for(lambda: con.latest("online") == b"true", timeout=60, what="core online")
-            proc.send_signal(signal.SIGTERM)
-            await wait_for(lambda: con.latest("online") == b"false", timeout=20, what="offline")
-            await wait_for(lambda: con.state() == "stopped", what="stopped")
-            await con.close()
-        run_async(main(), timeout=90)
-        out, _ = proc.communicate(timeout=20)
-        assert proc.returncode == 0, out
-        assert "continue it with: looptool core --resume" in out
-        from core.discovery import discovery_dir
-        assert not (discovery_dir() / "term1.json").exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.mark.parametrize("args, needle", [
-    (["--broker", "tcp://127.0.0.1:1883"], "error: --broker: 'tcp://127.0.0.1:1883': scheme 'tcp' is not supported"),
-    (["--broker-credentials", "/nonexistent"], "error: --broker-credentials needs --broker"),
-    (["--broker", "mqtt://127.0.0.1:1", "--broker-credentials", "/nonexistent"],
-     "error: /nonexistent: cannot read broker credentials"),
-    (["--core-id", "console"], "error: --core-id: core id 'console'"),
-    (["--core-id", "a/b"], "error: --core-id: core id 'a/b'"),
-    (["--no-bus", "--stay"], "error: --no-bus runs without a bus"),
-])
-def test_core_cli_bad_bus_options(args, needle):
-    r = subprocess.run([sys.executable, "-m", "console.cli", "core", "--config",
-                        str(ROOT / "tests" / "data" / "tiny-run.toml"), *args],
-                       cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith(needle), r.stderr
