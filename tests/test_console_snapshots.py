@@ -17,7 +17,7 @@ from textual.widgets import Input
 
 from console.app import LoopConsole
 from console.memlink import MemoryLink, feed_demo
-from test_console_app import feed_subset_run
+from console_pilot import feed_subset_run
 
 SIZE = (140, 45)
 FIXED = 1_700_000_100.0
