@@ -194,7 +194,8 @@ def test_console_drives_the_real_daemon_and_engine(embedded_broker, tmp_path):
                             timeout=20, what="the paused core")
                 assert link.status.run_id == engine.run_id and link.status.iterations >= 1
                 assert "PAUSED" in str(app.query_one("#header").render())
-                assert engine.run_id in link.telemetry.configs  # the retained run config
+                # the retained run config: retained messages of different topics may arrive in any order
+                await until(pilot, lambda: engine.run_id in link.telemetry.configs, timeout=10, what="the run config")
                 await pilot.press("r")
                 await until(pilot, lambda: isinstance(app.screen, HistoryScreen)
                             and app.screen.query_one("#runs", DataTable).row_count >= 1, what="runs from the store")
