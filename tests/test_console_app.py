@@ -355,7 +355,7 @@ def test_attaching_late_fills_the_tables_from_the_core_history():
             data = app.query_one("#data-table", DataTable)
             assert data.get_row("3")[1] == "7" and data.get_row("3")[6] == "99"
             await until(pilot, lambda: "probe iter 4: 412/600 mastered (68.7%)" in screen_text(app))
-            assert "ACEBench: not evaluated — offline" in screen_text(app)
+            await until(pilot, lambda: "ACEBench: not evaluated — offline" in screen_text(app))
     run(go())
 
 
