@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from console import cli_core, cli_eval, cli_runs
+from console import cli_core, cli_eval, cli_runs, cli_store
 from console.commands import register as register_console_commands
 from core.errors import UserError
 
@@ -20,6 +20,7 @@ app.command("models")(cli_eval.models_cmd)
 register_console_commands(app)  # `looptool console` and `looptool run` (the operator console)
 app.add_typer(cli_eval.eval_app, name="eval")
 app.add_typer(cli_runs.runs_app, name="runs")
+app.add_typer(cli_store.store_app, name="store")
 app.add_typer(cli_core.config_app, name="config")
 app.add_typer(cli_core.broker_app, name="broker")
 

@@ -15,7 +15,7 @@ def runs_list(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
     """Runs in the store, newest first."""
     from core.store import ResultStore
 
-    with ResultStore() as store:
+    with ResultStore(read_only=True) as store:  # a snapshot: no lock, a running core never blocks it
         rows = sorted(store.get_docs("runs"), key=lambda r: r.get("updated_at", ""), reverse=True)
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
@@ -31,7 +31,7 @@ def runs_show(run_id: str = typer.Argument(..., help="Run id."),
     failure classes, eval error types per category and the train curve."""
     from core.store import ResultStore
 
-    with ResultStore() as store:
+    with ResultStore(read_only=True) as store:  # a snapshot: no lock, a running core never blocks it
         runs = store.get_docs("runs", run_id=run_id)
         if not runs:
             raise UserError(f"no run {run_id!r} (see `looptool runs list`)")

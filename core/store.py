@@ -4,9 +4,14 @@
   ThreadPoolExecutor); sync methods block on its future, `a`-prefixed mirrors await it via
   run_in_executor, so an asyncio core never blocks its loop.
 * Atomic + cached: CachingMiddleware holds the DB in memory; AtomicJSONStorage writes it whole to
-  a temp file beside the target, fsyncs, os.replace()s. We flush at the meaningful points
-  (add_eval, update_eval, close, flush()). A corrupt file is reported, never overwritten.
-* Not process-safe: an exclusive non-blocking flock on a sibling `.lock` file -> StoreLocked.
+  a temp file beside the target, fsyncs, os.replace()s, after keeping the file it replaces as
+  `looptool.db.json.prev` (itself put in place by os.replace). We flush at the meaningful points
+  (add_eval, update_eval, close, flush()). The file format and its checks are core/store_format.py:
+  a corrupt, empty or wrongly shaped file is reported, never overwritten.
+* Writers are not process-safe: an exclusive non-blocking flock on a sibling `.lock` file ->
+  StoreLocked. Readers (`ResultStore(read_only=True)`, every read-only CLI command) take no lock and
+  write nothing: they read the file once, a whole snapshot because writers only ever replace it, so a
+  running core never blocks them and a read-only directory or lock file does not either.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import fcntl
 import functools
 import json
 import os
+import shutil
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -28,8 +34,8 @@ from tinydb.storages import Storage
 
 from core import paths
 from core.errors import UserError
+from core.store_format import TABLES, check_nesting, dumps, previous_path, read_store_file
 
-TABLES = ("evals", "runs", "iterations", "audit")
 MIN_PREFIX = 4
 
 
@@ -38,44 +44,78 @@ class StoreLocked(UserError):
 
 
 class AtomicJSONStorage(Storage):
-    """JSON storage that replaces the file atomically (temp file + fsync + os.replace)."""
+    """JSON storage that replaces the file atomically (temp file + fsync + os.replace), keeping the
+    generation it replaces as `<name>.prev`."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
 
-    def read(self) -> dict | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-            data = json.loads(text) if text.strip() else None
-        except FileNotFoundError:
-            return None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UserError(f"{self.path}: not valid JSON ({e}); fix or move it aside, "
-                            "looptool will not overwrite it") from None
-        if data is not None and not isinstance(data, dict):
-            raise UserError(f"{self.path}: not valid JSON for a looptool store (top level is a "
-                            f"{type(data).__name__}, not an object); looptool will not overwrite it")
-        return data
+    def read(self) -> dict:
+        return read_store_file(self.path) or {}  # {} when there is no file yet: a fixed snapshot
 
     def write(self, data: dict) -> None:
+        text = dumps(data)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, ensure_ascii=False)
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
             if self.path.exists():  # keep the file's mode (mkstemp creates 0600)
                 os.chmod(tmp, self.path.stat().st_mode & 0o777)
+            self._keep_previous()
             os.replace(tmp, self.path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        dfd = os.open(self.path.parent, os.O_RDONLY)  # make the rename itself durable
+        dfd = os.open(self.path.parent, os.O_RDONLY)  # make the renames themselves durable
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+    def _keep_previous(self) -> None:
+        """The current file becomes `.prev`: a hard link (no copy, the old bytes stay where they are)
+        renamed over the last `.prev`, so `.prev` is always one whole generation. Writers hold the
+        lock, so the fixed temp name is theirs alone."""
+        staged = self.path.with_name(f".{previous_path(self.path).name}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
+        try:
+            os.link(self.path, staged)
+        except FileNotFoundError:
+            return  # the first write: there is no previous generation
+        except OSError:  # a filesystem without hard links
+            shutil.copyfile(self.path, staged)
+        os.replace(staged, previous_path(self.path))
+
+
+def writer_lock_path(store: Path) -> Path:
+    return store.with_name(store.name + ".lock")
+
+
+def hold_writer_lock(store: Path) -> int:
+    """The writers' exclusive flock on `<store>.lock` (its fd); StoreLocked while another process has
+    it, UserError when the lock file cannot be opened for writing."""
+    lock_path = writer_lock_path(store)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(f"{lock_path}: cannot open the store's lock file for writing ({e.strerror}); "
+                        "commands that only read the store work without it") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreLocked(f"{store}: the results store is in use by another looptool process "
+                          f"(lock {lock_path.name} is held); close it and retry") from None
+    return fd
+
+
+def release_writer_lock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
 
 
 class _Caching(CachingMiddleware):
@@ -103,18 +143,24 @@ def _async_mirror(method: Callable) -> Callable:
 
 
 def _plain(obj: Any) -> Any:
-    """A deep, plain-JSON copy (validates JSON-ability; detaches from tinydb's cache)."""
-    return json.loads(json.dumps(obj))
+    """A deep, plain-JSON copy (validates JSON-ability with the file's own encoding, so what is
+    accepted here always flushes; detaches from tinydb's cache)."""
+    check_nesting(obj)
+    return json.loads(dumps(obj))
 
 
 class ResultStore:
-    """The results store. Sync methods block; `a`-prefixed mirrors are awaitable."""
+    """The results store. Sync methods block; `a`-prefixed mirrors are awaitable.
 
-    def __init__(self, path: Path | None = None):
+    read_only: no lock, no writes (the write methods raise RuntimeError); the file as it was at open."""
+
+    def __init__(self, path: Path | None = None, read_only: bool = False):
         self.path = Path(path) if path is not None else paths.store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
-        self._lock_fd = self._acquire_lock()
+        self.read_only = read_only
+        self.lock_path = writer_lock_path(self.path)
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = None if read_only else hold_writer_lock(self.path)
         self._closed = False
         self._close_lock = threading.Lock()
         self._owner_thread_id: int | None = None
@@ -128,20 +174,9 @@ class ResultStore:
             raise
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def _acquire_lock(self) -> int:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise StoreLocked(f"{self.path}: the results store is in use by another looptool process "
-                              f"(lock {self.lock_path.name} is held); close it and retry") from None
-        return fd
-
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
+            release_writer_lock(self._lock_fd)
             self._lock_fd = None
 
     def _open(self) -> TinyDB:
@@ -200,6 +235,10 @@ class ResultStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._owned(fn, *args, **kwargs))
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise RuntimeError(f"ResultStore({self.path}) is open read-only")
+
     def _table(self, name: str):  # owner thread only
         if name not in TABLES:
             raise ValueError(f"unknown table {name!r}; expected one of {', '.join(TABLES)}")
@@ -209,6 +248,7 @@ class ResultStore:
     @_owner_thread
     def add_eval(self, summary: dict) -> str:
         """Upsert an eval summary by its "eval_id" (fields merge into an existing one); flushes."""
+        self._writable()
         eval_id = summary.get("eval_id") if isinstance(summary, dict) else None
         if not isinstance(eval_id, str) or not eval_id:
             raise ValueError("add_eval: summary must be a dict with a non-empty str 'eval_id'")
@@ -245,6 +285,7 @@ class ResultStore:
     @_owner_thread
     def update_eval(self, eval_id: str, **fields) -> None:
         """Set fields on an existing eval (UserError if absent); flushes (this is how it finishes)."""
+        self._writable()
         if fields.get("eval_id", eval_id) != eval_id:
             raise ValueError("update_eval: cannot change eval_id")
         if not self._table("evals").update(_plain(fields), Query().eval_id == eval_id):
@@ -254,6 +295,7 @@ class ResultStore:
     @_owner_thread
     def add_doc(self, table: str, doc: dict, key: str | None = None) -> None:
         """Insert into one of TABLES, or upsert by doc[key] when key is given. Not flushed."""
+        self._writable()
         t, doc = self._table(table), _plain(doc)
         if key is None:
             t.insert(doc)
@@ -271,6 +313,7 @@ class ResultStore:
     @_owner_thread
     def flush(self) -> None:
         """Write the in-memory cache to disk (atomically)."""
+        self._writable()
         self._db.storage.flush()
 
     aadd_eval = _async_mirror(add_eval)

@@ -138,7 +138,7 @@ def test_flush_is_atomic_and_leaves_no_temp_files(store: ResultStore, db_path: P
         store.flush()
         json.loads(db_path.read_text())  # always a whole, valid JSON file
     names = sorted(p.name for p in db_path.parent.iterdir())
-    assert names == ["looptool.db.json", "looptool.db.json.lock"]
+    assert names == ["looptool.db.json", "looptool.db.json.lock", "looptool.db.json.prev"]
 
 
 def test_corrupt_file_is_reported_and_left_alone(db_path: Path):
