@@ -162,6 +162,10 @@ class LoopConsole(App):
         self.query_one(EventLog).drain(self.link.telemetry)
         if msg.event.event in ("error", "run_failed"):
             self.notify(f"core: {msg.event.event}", severity="error", timeout=10)
+        elif msg.event.event == "fault":  # the core paused itself: say why and what to do
+            why = (msg.event.model_extra or {}).get("message", "")
+            self.notify(f"core paused: {why} -- fix it, then resume (p)",
+                        severity="error", timeout=60)
         self._metrics_dirty = True  # stage_finished events carry composition and scores
 
     def on_bad_message(self, msg: BadMessage) -> None:

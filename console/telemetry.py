@@ -323,7 +323,7 @@ def _first_number(d: dict, names) -> float | None:
 
 
 def _severity(name: str) -> str:
-    if name in ("error", "run_failed", "stage_failed", "nan_detected"):
+    if name in ("error", "run_failed", "stage_failed", "nan_detected", "fault"):
         return "error"
     if name in ("stalled", "warning", "stage_stopped", "stop_requested", "run_stopped"):
         return "warning"

@@ -19,18 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
+import functools
+import logging
 import multiprocessing as mp
 import queue as queue_mod
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Protocol, runtime_checkable
+from typing import Awaitable, Callable, Protocol, runtime_checkable
 
 from core import paths
 from core.config import RunConfig
+from core.errors import fixable
+from core.records import write_json_atomic
 from core.stages.base import is_done
+from core.store_format import iteration_doc
 from core.worker import run_stage
+
+log = logging.getLogger(__name__)
 
 LOOP_STAGES = ("train", "eval", "probe", "judge", "expand", "assemble")
 STATIC_STAGES = ("train", "eval", "assemble")
@@ -94,6 +100,7 @@ class Engine:
         from core.eval_job import run_eval_job
 
         self.eval_job_target = run_eval_job  # the spawned process entry of an on-demand eval
+        self.stage_target = run_stage  # ... and of a stage (tests on machines without a model replace both)
 
     # -- the interface the console (over the bus) and the headless printer use -------------------
 
@@ -209,7 +216,7 @@ class Engine:
             raise EvalJobError(data)
         data = {**data, "run_id": self.run_id}
         if self.store is not None:
-            await self.store.aadd_eval(data)
+            await self._persist("storing the on-demand eval summary", functools.partial(self.store.aadd_eval, data))
         return data
 
     # -- running ------------------------------------------------------------------------------
@@ -217,42 +224,64 @@ class Engine:
     async def run(self) -> str:
         """Run (or resume) to the end. Returns the final state: finished | stopped | failed."""
         self._set(state="paused" if self._pause.is_set() else "running")
-        self._record_run("running")
+        await self._record_run("running")
         try:
             if await self._stage("seed", 1, marker_dir=self.run_dir) is None:
-                return self._finish("stopped")
+                return await self._finish("stopped")
             if self.cfg.eval.after_each_iteration and await self._stage("eval", 0) is None:
-                return self._finish("stopped")
+                return await self._finish("stopped")
             for j in range(1, self.cfg.run.iterations + 1):
                 self._set(iteration=j)
                 stats = {}
                 for stage in iteration_stages(self.cfg, j):
                     stats[stage] = await self._stage(stage, j)
                     if stats[stage] is None:
-                        return self._finish("stopped")
-                self._record_iteration(j, stats)
-            return self._finish("finished")
+                        return await self._finish("stopped")
+                await self._record_iteration(j, stats)
+            return await self._finish("finished")
         except StageFailed as e:
             self._event("error", {"stage": e.stage, "iteration": e.iteration, "traceback": e.tb})
-            return self._finish("failed")
+            return await self._finish("failed")
 
     async def _stage(self, stage: str, iteration: int, marker_dir: Path | None = None) -> dict | None:
         """Run one stage in a worker process: its stats (those of its done marker when it had finished
-        before), None when stopped."""
+        before), None when stopped. A worker that meets a fault the operator can fix (a full disk, a
+        permission) pauses the run with the reason; resume runs the stage again from its own output."""
         d = marker_dir or (self.run_dir / f"iter-{iteration}")
         if (done := is_done(d, stage)) is not None:
+            if stage == "eval":  # a core killed between eval.done and the store write: store it now
+                await self._store_eval_summaries(done)
             return done
-        await self.serve_evals()  # on-demand evals run at stage boundaries
-        while self._pause.is_set() and not self._stop.is_set():  # pause between stages too
-            await self.serve_evals()
-            await asyncio.sleep(0.2)
-        if self._stop.is_set():
+        while True:
+            await self.serve_evals()  # on-demand evals run at stage boundaries
+            while self._pause.is_set() and not self._stop.is_set():  # pause between stages too
+                await self.serve_evals()
+                await asyncio.sleep(0.2)
+            if self._stop.is_set():
+                return None
+            started = time.time()
+            kind, data = await self._run_worker(stage, iteration)
+            if kind != "fault":
+                break
+            await self._fault(f"stage {stage} (iteration {iteration})", data)
+        if kind == "failed":
+            raise StageFailed(stage, iteration, data)
+        if kind == "stopped":
+            self._event("stage_stopped", {"stage": stage, "iteration": iteration})
             return None
+        self._event("stage_finished", {"stage": stage, "iteration": iteration,
+                                       "wall_s": round(time.time() - started, 1), "stats": brief_stats(stage, data)})
+        if stage == "eval":
+            await self._store_eval_summaries(data)
+        return data
+
+    async def _run_worker(self, stage: str, iteration: int) -> tuple[str, object]:
+        """The stage in its spawned worker; its outcome: (done, stats) | (stopped, None) | (failed,
+        traceback) | (fault, message)."""
         self._set(stage=stage, iteration=iteration, progress=None)
         self._event("stage_started", {"stage": stage, "iteration": iteration})
-        started = time.time()
         q = self._ctx.Queue()
-        proc = self._ctx.Process(target=run_stage, name=f"looptool-{stage}",
+        proc = self._ctx.Process(target=self.stage_target, name=f"looptool-{stage}",
                                  args=(self.cfg_text, str(self.run_dir), stage, iteration, q,
                                        self._pause, self._stop))
         proc.start()
@@ -269,25 +298,50 @@ class Engine:
                     await self.serve_evals()
                 await asyncio.sleep(0.1)
                 continue
-            if kind in ("done", "stopped", "failed"):
+            if kind in ("done", "stopped", "failed", "fault"):
                 outcome = (kind, data)
             elif kind == "event":
                 self._event(data.pop("event", f"{stage}_info"), data)
             else:
                 self._publish(kind, data)
         await asyncio.get_running_loop().run_in_executor(None, proc.join)
-        kind, data = outcome
-        if kind == "failed":
-            raise StageFailed(stage, iteration, data)
-        if kind == "stopped":
-            self._event("stage_stopped", {"stage": stage, "iteration": iteration})
-            return None
-        self._event("stage_finished", {"stage": stage, "iteration": iteration,
-                                       "wall_s": round(time.time() - started, 1), "stats": brief_stats(stage, data)})
-        if stage == "eval" and self.store is not None:
-            for summary in data["summaries"].values():  # each benchmark's summary is its own record
-                await self.store.aadd_eval({**summary, "run_id": self.run_id})
-        return data
+        return outcome
+
+    async def _store_eval_summaries(self, stats: dict) -> None:
+        if self.store is None:
+            return
+        for name, summary in stats.get("summaries", {}).items():  # each benchmark's summary is its own record
+            await self._persist(f"storing the {name} eval summary",
+                                functools.partial(self.store.aadd_eval, {**summary, "run_id": self.run_id}))
+
+    # -- faults the operator can fix ----------------------------------------------------------
+
+    async def _fault(self, where: str, message: str) -> None:
+        """Pause the run because of `message` (at `where`) and wait for resume (or stop)."""
+        self._pause.set()
+        self._set(paused=True, state="paused")
+        self._event("fault", {"where": where, "message": message,
+                              "hint": "fix the cause (disk space, permissions), then resume"})
+        log.warning("run %s paused: %s: %s", self.run_id, where, message)
+        while self._pause.is_set() and not self._stop.is_set():
+            await self.serve_evals()
+            await asyncio.sleep(0.2)
+
+    async def _persist(self, what: str, write: Callable[[], Awaitable]) -> bool:
+        """One of the engine's own writes (run.json, the store): a failure the operator can fix pauses
+        the run and says why, and resume tries again. False when the run was stopped before it worked
+        (a later resume writes it: every record is an upsert)."""
+        while True:
+            try:
+                await write()
+                return True
+            except OSError as e:
+                if not fixable(e) or self._stop.is_set():
+                    log.error("run %s: %s failed: %s", self.run_id, what, e)
+                    if not fixable(e):
+                        raise
+                    return False
+                await self._fault(what, str(e))
 
     # -- state, events, store -----------------------------------------------------------------
 
@@ -304,28 +358,37 @@ class Engine:
         for fn in list(self._subscribers):
             fn(kind, data)
 
-    def _finish(self, final: str) -> str:
+    async def _finish(self, final: str) -> str:
         self._set(state=final, stage=None)
-        self._record_run(final)
+        await self._record_run(final)
         self._event("run_" + final, {})
         return final
 
-    def _record_run(self, state: str) -> None:
+    async def _record_run(self, state: str) -> None:
         doc = {"run_id": self.run_id, "name": self.cfg.run.name, "state": state,
                "run_dir": str(self.run_dir), "iterations": self.cfg.run.iterations,
                "model": self.cfg.model.name, "updated_at": datetime.now(timezone.utc).isoformat()}
-        (self.run_dir / "run.json").write_text(json.dumps(doc, indent=2))
-        if self.store is not None:
-            self.store.add_doc("runs", doc, key="run_id")
-            self.store.flush()
 
-    def _record_iteration(self, j: int, stats: dict[str, dict]) -> None:
+        async def write_run_json():
+            write_json_atomic(self.run_dir / "run.json", doc)
+
+        await self._persist("writing run.json", write_run_json)
+        await self._store_doc("runs", doc, "run_id")
+
+    async def _record_iteration(self, j: int, stats: dict[str, dict]) -> None:
         """The iteration's record in the store: each stage's stats (the eval's in brief)."""
-        doc = {"key": f"{self.run_id}/{j}", "run_id": self.run_id, "iteration": j,
-               **{stage: brief_stats(stage, data) for stage, data in stats.items()}}
-        if self.store is not None:
-            self.store.add_doc("iterations", doc, key="key")
-            self.store.flush()
+        doc = iteration_doc(self.run_id, j, {stage: brief_stats(stage, data) for stage, data in stats.items()})
+        await self._store_doc("iterations", doc, "key")
+
+    async def _store_doc(self, table: str, doc: dict, key: str) -> None:
+        if self.store is None:
+            return
+
+        async def write():
+            await self.store.aadd_doc(table, doc, key=key)
+            await self.store.aflush()
+
+        await self._persist(f"writing the store's {table} table", write)
 
 
 def iteration_stages(cfg: RunConfig, j: int) -> list[str]:

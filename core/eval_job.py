@@ -11,6 +11,8 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
+from core.stages.base import is_done
+
 
 class EvalJobError(Exception):
     """A request that cannot be served; the message goes to the operator as is."""
@@ -24,7 +26,7 @@ def latest_trained(run_dir: Path) -> int:
             j = int(d.name.split("-", 1)[1])
         except ValueError:
             continue
-        if (d / "train.done").exists() and j > best:
+        if j > best and is_done(d, "train") is not None:
             best = j
     return best
 
@@ -34,7 +36,7 @@ def resolve_iteration(run_dir: Path, iterations: int, requested: int | None) -> 
         return latest_trained(run_dir)
     if requested > iterations:
         raise EvalJobError(f"iteration {requested}: this run has {iterations} iterations")
-    if requested > 0 and not (run_dir / f"iter-{requested}" / "train.done").exists():
+    if requested > 0 and is_done(run_dir / f"iter-{requested}", "train") is None:
         raise EvalJobError(f"iteration {requested} has no trained policy yet (its train stage has not finished)")
     return requested
 

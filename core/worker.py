@@ -12,12 +12,14 @@ from pathlib import Path
 
 from core import config as config_mod
 from core import weights
+from core.errors import fixable
 from core.stages import stage_module
 from core.stages.base import Control, StageContext, StageStopped
 
 
 def run_stage(cfg_text: str, run_dir: str, stage: str, iteration: int, queue, pause, stop) -> None:
-    """Process entry point. Puts ("done", stats) / ("stopped", None) / ("failed", traceback) last."""
+    """Process entry point. Puts ("done", stats) / ("stopped", None) / ("fault", message: an OSError the
+    operator can fix, core.errors.fixable) / ("failed", traceback) last."""
     def emit(kind: str, data: dict) -> None:
         queue.put((kind, data))
 
@@ -28,6 +30,9 @@ def run_stage(cfg_text: str, run_dir: str, stage: str, iteration: int, queue, pa
         queue.put(("done", stage_module(stage).run(ctx)))
     except StageStopped:
         queue.put(("stopped", None))
+    except OSError as e:
+        # a full disk or a permission: the engine pauses the run with the reason, resume runs the stage again
+        queue.put(("fault", f"{e}") if fixable(e) else ("failed", traceback.format_exc()))
     except BaseException:  # reported to the engine, which records and shows it
         queue.put(("failed", traceback.format_exc()))
 

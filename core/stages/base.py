@@ -16,12 +16,14 @@ Iteration directory layout (`run_dir/iter-<j>/`):
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from core.config import RunConfig
+from core.records import write_json_atomic
 
 
 class StageStopped(Exception):
@@ -75,11 +77,21 @@ def done_marker(d: Path, name: str) -> Path:
 
 
 def mark_done(d: Path, name: str, stats: dict) -> None:
-    tmp = d / f"{name}.done.tmp"
-    tmp.write_text(json.dumps(stats, indent=2, default=str))
-    tmp.replace(done_marker(d, name))
+    """The stage's `<name>.done` marker with its stats, written atomically and durably (a zero-length
+    marker after a power loss would make every resume skip the stage with no stats)."""
+    write_json_atomic(done_marker(d, name), stats)
 
 
 def is_done(d: Path, name: str) -> dict | None:
+    """The stats of a finished stage, None when it has not finished. A marker that cannot be read (left
+    empty or torn by a crash of an older version, or damaged) counts as not finished, with a warning: the
+    stage runs again and resumes from its own incremental output."""
     m = done_marker(d, name)
-    return json.loads(m.read_text()) if m.exists() else None
+    try:
+        stats = json.loads(m.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, RecursionError) as e:
+        logging.getLogger(__name__).warning("%s: unreadable done marker (%s); the stage runs again", m, e)
+        return None
+    return stats if isinstance(stats, dict) else None
