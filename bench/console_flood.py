@@ -305,7 +305,8 @@ def main() -> None:
                         "spec = u.spec_from_file_location('flood', %r); m = u.module_from_spec(spec); "
                         "spec.loader.exec_module(m)\n"
                         "async def go():\n"
-                        "    b = EmbeddedBroker(); url = await b.start(); print(url, flush=True)\n"
+                        "    b = EmbeddedBroker(); await b.start(); user, pw = b.login('core')\n"
+                        "    url = f'mqtt://{user}:{pw}@127.0.0.1:{b.port}'; print(url, flush=True)\n"
                         "    await m.publisher(url, %r, %r, %r, %r)\n"
                         "    await b.stop()\n"
                         "asyncio.run(go())\n") % (str(ROOT), __file__, args.rate, args.flood_s, args.steady_rate,

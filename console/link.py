@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import json
 import time
 import uuid
 from collections import OrderedDict
@@ -174,7 +173,7 @@ class Link(abc.ABC):
             elif kind == "cmd" and rest:
                 self._on_foreign_command(rest[0], payload)
             elif kind == "run" and len(rest) == 2 and rest[1] == "config" and payload:
-                data = json.loads(payload)
+                data = bp.load_json(payload, topic)
                 if isinstance(data, dict) and isinstance(data.get("toml"), str):
                     self.telemetry.configs[rest[0]] = data["toml"]
         except bp.BadPayload as e:
@@ -218,11 +217,11 @@ class Link(abc.ABC):
             online = None  # retained flag cleared
         else:
             try:
-                online = json.loads(payload)
-            except ValueError:
-                raise bp.BadPayload(f"{topic}: expected true or false") from None
+                online = bp.load_json(payload, topic, 16)  # `true` or `false`
+            except bp.BadPayload:
+                online = payload
             if not isinstance(online, bool):
-                raise bp.BadPayload(f"{topic}: expected true or false, got {online!r}")
+                raise bp.BadPayload(f"{topic}: expected true or false, got {bp.shown(online)}")
         if online != self.core_online:
             self.core_online = online
             if online is not None:
@@ -233,11 +232,11 @@ class Link(abc.ABC):
     def _on_foreign_command(self, verb: str, payload: bytes) -> None:
         """Commands on the bus (ours and other consoles'): an audit line in the event log."""
         try:
-            data = json.loads(payload)
-        except ValueError:
+            data = bp.load_json(payload, verb, bp.MAX_COMMAND_BYTES)
+        except bp.BadPayload:
             return
-        if isinstance(data, dict) and data.get("id") not in self.commands:
-            self.telemetry.note("cmd", f"{verb} from {data.get('sender') or 'another client'}")
+        if isinstance(data, dict) and not (isinstance(data.get("id"), str) and data["id"] in self.commands):
+            self.telemetry.note("cmd", f"{bp.shown(verb)} from {bp.shown(data.get('sender') or 'another client')}")
             self._post("events", EventRaised, bp.Event(event="command_seen"))
 
     def _bad(self, text: str) -> None:

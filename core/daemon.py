@@ -139,16 +139,16 @@ def run_daemon(engine, store, *, broker=None, core_id: str, stay: bool = False, 
     SIGINT/SIGTERM stop at the next safe point; SIGUSR1 toggles pause. Returns the final state."""
     import signal
 
-    from core.broker import EmbeddedBroker
-    from core.bus import BusClient, resolve
+    from core.broker import LOOPBACK, EmbeddedBroker, embedded_credentials_path
+    from core.bus import BrokerURL, BusClient
 
     async def main() -> str:
         embedded = None
         b = broker
-        if b is None:
-            embedded = EmbeddedBroker()
+        if b is None:  # its passwords go to $LOOPTOOL_HOME/cores/ before the discovery file names it
+            embedded = EmbeddedBroker(core_id=core_id)
             await embedded.start()
-            b = resolve(embedded.url, None, "embedded broker")
+            b = BrokerURL(LOOPBACK, embedded.port, *embedded.login("core"))
         bus = BusClient(b.url(), f"core-{core_id}", will=will_for(core_id), username=b.username,
                         password=b.password, keepalive=keepalive)
         daemon = CoreDaemon(engine, bus, core_id, store, stay=stay)
@@ -158,8 +158,8 @@ def run_daemon(engine, store, *, broker=None, core_id: str, stay: bool = False, 
         loop.add_signal_handler(signal.SIGUSR1, lambda: engine.pause() or engine.resume())
         # the console brings its own credentials: the discovery file names host and port only
         disc = write_discovery(core_id, f"mqtt://{b.host}:{b.port}", engine.run_id, embedded is not None)
-        say(f"core {core_id}: bus {b.url()}" + (" (embedded broker, loopback only)" if embedded else "")
-            + f"; discovery file {disc}")
+        where = f" (embedded broker, loopback only; {embedded_credentials_path(core_id, 'core')})" if embedded else ""
+        say(f"core {core_id}: bus {b.url()}{where}; discovery file {disc}")
         try:
             return await daemon.run()
         finally:

@@ -3,7 +3,11 @@
 Each command is validated with busproto.parse_command; every outcome (accepted, then done | failed,
 or rejected) is acked on reply_to, which must be this core's ack/<console-id>. A command id seen
 before is ignored, a retained command is rejected, and each outcome but `accepted` lands in the
-store's `audit` table. `history` answers from the results store.
+store's `audit` table, keyed by the command's id: a command without a valid id (busproto's bounds:
+printable, at most MAX_ID_CHARS) is acked and logged but never stored, and a payload over
+MAX_COMMAND_BYTES is only logged (unread, it names no reply_to to ack on). At most
+MAX_OPEN_EVALS on-demand evals wait or run at once; one more is rejected. `history` answers from the
+results store.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from core.daemon_telemetry import eval_brief
 log = logging.getLogger("looptool.daemon")
 
 SEEN_IDS = 2000  # command ids remembered for duplicate detection
+MAX_OPEN_EVALS = 8  # on-demand evals queued or running; each holds a future and a worker's turn
 
 
 class CommandHandler:
@@ -31,12 +36,15 @@ class CommandHandler:
         self.core_id, self.topic = daemon.core_id, daemon.topic
         self._seen_ids: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._stop_acks: list[tuple[str, bp.Command]] = []  # stops accepted, acked done when the run ends
+        self._open_evals: set[asyncio.Future] = set()  # accepted on-demand evals not finished yet
 
     def on_command(self, topic: str, payload: bytes, retained: bool) -> None:
         prefix = self.topic("cmd") + "/"
         verb = topic[len(prefix):] if topic.startswith(prefix) else topic
-        reply_to = self._reply_topic(payload)
-        cid = bp.command_id_of(payload)
+        verb = verb if verb in bp.VERBS else bp.shown(verb)  # it goes into acks, the log and the audit
+        env = bp.command_envelope(payload)
+        reply_to = self._reply_topic(env.reply_to)
+        cid = env.id
         if cid is not None:
             if cid in self._seen_ids:
                 log.info("duplicate command %s ignored", cid)
@@ -44,7 +52,9 @@ class CommandHandler:
             self._seen_ids[cid] = None
             while len(self._seen_ids) > SEEN_IDS:
                 self._seen_ids.popitem(last=False)
-        envelope = bp.Command(id=cid or "", reply_to=reply_to or self.topic("ack", "unknown"))
+        # what a rejection before parsing can name; model_construct: an empty id is no valid Command
+        envelope = bp.Command.model_construct(id=cid or "", reply_to=reply_to or self.topic("ack", "unknown"),
+                                              sender=None, args={})
         if retained:
             return self._reject(reply_to, envelope, verb, "retained commands are ignored (publish commands "
                                 "with retain=false; a retained command would fire again on every reconnect)")
@@ -68,9 +78,8 @@ class CommandHandler:
 
     # -- acks and the audit table -----------------------------------------------------------------
 
-    def _reply_topic(self, payload: bytes) -> str | None:
-        """The payload's reply_to if it is this core's ack/<valid console id>, else None."""
-        rt = bp.reply_to_of(payload)
+    def _reply_topic(self, rt: str | None) -> str | None:
+        """`rt` if it is this core's ack/<valid console id>, else None."""
         prefix = self.topic("ack") + "/"
         if rt is None or not rt.startswith(prefix):
             return None
@@ -93,9 +102,9 @@ class CommandHandler:
             self._audit(cmd, verb, status, detail)
 
     def _audit(self, cmd: bp.Command, verb: str, status: str, detail: str) -> None:
-        if self.store is None:
+        if self.store is None or not cmd.id:  # no valid id: nothing to key the row on (logged instead)
             return
-        doc = {"key": f"{self.core_id}/{cmd.id or time.time_ns()}", "ts": time.time(), "core_id": self.core_id,
+        doc = {"key": f"{self.core_id}/{cmd.id}", "ts": time.time(), "core_id": self.core_id,
                "run_id": self.engine.run_id, "id": cmd.id, "verb": verb, "sender": cmd.sender,
                "reply_to": cmd.reply_to, "args": cmd.args, "status": status, "detail": detail[:2000]}
         self.daemon.spawn(self._store_audit(doc))
@@ -147,7 +156,12 @@ class CommandHandler:
         d = self.daemon
         if d.stopping:
             return self._reject(reply_to, cmd, "eval", "the run is stopping")
+        if len(self._open_evals) >= MAX_OPEN_EVALS:
+            return self._reject(reply_to, cmd, "eval", f"the eval queue is full ({MAX_OPEN_EVALS} on-demand evals "
+                                "waiting or running): send it again when one has finished")
         fut = self.engine.request_eval(**args.model_dump())
+        self._open_evals.add(fut)
+        fut.add_done_callback(self._open_evals.discard)
         where = ("now" if d.engine_done or self.engine.state.get("paused")
                  else "queued for the next stage boundary")
         self.ack(reply_to, cmd, "eval", "accepted", f"{args.benchmark} eval {where}")

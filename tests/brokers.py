@@ -5,7 +5,8 @@
   it again on the same port to test reconnects. When mosquitto is not installed the tests that need
   it are skipped with a clear reason -- except under CI=true, where that is a failure.
 * `ThreadedEmbeddedBroker`: looptool's embedded amqtt broker, run in its own thread and event loop so
-  each test's `asyncio.run(...)` can talk to it.
+  each test's `asyncio.run(...)` can talk to it. It admits only its users: `core_url` logs in as
+  `core` (read-write), `url_as("viewer")` as the read-only viewer; `url` is host and port alone.
 * `run_async(coro, timeout)`: asyncio.run with a hard timeout.
 """
 from __future__ import annotations
@@ -90,6 +91,14 @@ class ThreadedEmbeddedBroker:
         self.thread.start()
         self.url = asyncio.run_coroutine_threadsafe(self.broker.start(), self.loop).result(20)
         return self
+
+    def url_as(self, role: str) -> str:
+        user, password = self.broker.login(role)
+        return f"mqtt://{user}:{password}@127.0.0.1:{self.broker.port}"
+
+    @property
+    def core_url(self) -> str:
+        return self.url_as("core")
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.broker.stop(), self.loop).result(20)

@@ -99,11 +99,11 @@ def test_embedded_broker_listens_on_loopback_only(embedded_broker):
 def test_publish_nowait_queues_while_disconnected_and_drops_oldest(embedded_broker):
     async def main():
         got = []
-        sub = BusClient(embedded_broker.url, "t-sub", keepalive=5)
+        sub = BusClient(embedded_broker.core_url, "t-sub", keepalive=5)
         sub.subscribe("looptool/v1/q/metrics/#", lambda t, p, r: got.append(p))
         sub_task = asyncio.create_task(sub.run())
         await _wait(lambda: sub.connected, what="subscriber")
-        pub = BusClient(embedded_broker.url, "t-pub", queue_size=3, keepalive=5)
+        pub = BusClient(embedded_broker.core_url, "t-pub", queue_size=3, keepalive=5)
         t0 = time.monotonic()
         for i in range(5):  # not running yet: nothing can be sent, nothing blocks, nothing raises
             pub.publish_nowait("looptool/v1/q/metrics/train", str(i).encode())
@@ -119,14 +119,14 @@ def test_publish_nowait_queues_while_disconnected_and_drops_oldest(embedded_brok
 
 def test_retained_state_reaches_a_late_subscriber_and_handlers_may_be_async(embedded_broker):
     async def main():
-        a = BusClient(embedded_broker.url, "t-a", keepalive=5)
+        a = BusClient(embedded_broker.core_url, "t-a", keepalive=5)
         a_task = asyncio.create_task(a.run())
         await asyncio.wait_for(a.publish("looptool/v1/r/status", b'{"x":1}', retain=True), 10)
         got = []
 
         async def handler(topic, payload, retained):
             got.append((topic, payload, retained))
-        b = BusClient(embedded_broker.url, "t-b", keepalive=5)
+        b = BusClient(embedded_broker.core_url, "t-b", keepalive=5)
         b.subscribe("looptool/v1/r/#", handler)
         b_task = asyncio.create_task(b.run())
         await _wait(lambda: got, what="retained status")
@@ -144,7 +144,7 @@ def test_a_failing_handler_does_not_stop_the_client(embedded_broker):
 
         def bad(t, p, r):
             raise RuntimeError("handler bug")
-        c = BusClient(embedded_broker.url, "t-h", keepalive=5)
+        c = BusClient(embedded_broker.core_url, "t-h", keepalive=5)
         c.subscribe("looptool/v1/h/#", bad)
         c.subscribe("looptool/v1/h/#", lambda t, p, r: got.append(p))
         task = asyncio.create_task(c.run())
@@ -158,6 +158,13 @@ def test_a_failing_handler_does_not_stop_the_client(embedded_broker):
 
 
 # -- mosquitto: auth, ACL, reconnect -------------------------------------------------------------
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    from core.broker import free_port
+
+    return free_port()
+
 
 async def _client(m: Mosquitto, role: str | None, cid: str, **kw) -> tuple[BusClient, asyncio.Task]:
     user, pw = m.creds[role] if role else (None, None)
@@ -246,11 +253,16 @@ def test_publish_nowait_survives_a_broker_outage(mosquitto):
         for i in range(100):
             pub.publish_nowait("looptool/v1/out/events", str(i).encode(), qos=1)
         assert time.monotonic() - t0 < 0.1
+        # The publisher keeps retrying (every <= 0.3 s). Messages published before the subscriber's
+        # subscription exists reach nobody (MQTT keeps no queue for a topic), so the publisher retries
+        # a closed port until the subscriber is in: `connected` is set after the broker's SUBACK.
+        port, pub.port = pub.port, _closed_port()
         mosquitto.start()
         sub, t2 = await _client(mosquitto, "viewer", "t-out-sub")
         sub.subscribe("looptool/v1/out/#", lambda t, p, r: got.append(int(p)))
-        await _wait(lambda: sub.connected)
-        await asyncio.sleep(0.3)  # subscribed before the publisher comes back
+        await _wait(lambda: sub.connected, what="subscriber")
+        assert not pub.connected
+        pub.port = port
         await _wait(lambda: pub.connected, timeout=15, what="publisher reconnect")
         await _wait(lambda: len(got) == 100, what="queued messages delivered")
         assert got == list(range(100))

@@ -94,9 +94,9 @@ async def until(pilot, cond, timeout: float = 10.0, what: str = "") -> None:
 
 def test_console_and_core_exchange_commands_over_the_broker(embedded_broker):
     async def go():
-        core = PlayedCore(embedded_broker.url, "itest")
+        core = PlayedCore(embedded_broker.core_url, "itest")
         core_task = asyncio.create_task(core.bus.run())
-        link = MqttLink(embedded_broker.url, "itest", console_id="console-itest", ack_timeout=5.0)
+        link = MqttLink(embedded_broker.core_url, "itest", console_id="console-itest", ack_timeout=5.0)
         app = LoopConsole(link, ask_history=False)
         try:
             async with app.run_test(size=SIZE) as pilot:
@@ -144,9 +144,9 @@ def test_console_and_core_exchange_commands_over_the_broker(embedded_broker):
 
 def test_read_only_console_publishes_nothing_on_the_broker(embedded_broker):
     async def go():
-        core = PlayedCore(embedded_broker.url, "itest-ro")
+        core = PlayedCore(embedded_broker.core_url, "itest-ro")
         core_task = asyncio.create_task(core.bus.run())
-        link = MqttLink(embedded_broker.url, "itest-ro", console_id="viewer-1", read_only=True)
+        link = MqttLink(embedded_broker.url_as("viewer"), "itest-ro", console_id="viewer-1", read_only=True)
         app = LoopConsole(link)
         try:
             async with app.run_test(size=SIZE) as pilot:
@@ -183,10 +183,10 @@ def test_console_drives_the_real_daemon_and_engine(embedded_broker, tmp_path):
     engine.pause()
 
     async def go():
-        bus = BusClient(embedded_broker.url, "core-real-c1", will=will_for("real-c1"))
+        bus = BusClient(embedded_broker.core_url, "core-real-c1", will=will_for("real-c1"))
         daemon = CoreDaemon(engine, bus, "real-c1", store)
         core_task = asyncio.create_task(daemon.run())
-        link = MqttLink(embedded_broker.url, "real-c1", console_id="console-real", ack_timeout=10.0)
+        link = MqttLink(embedded_broker.core_url, "real-c1", console_id="console-real", ack_timeout=10.0)
         app = LoopConsole(link)
         try:
             async with app.run_test(size=SIZE) as pilot:
@@ -228,13 +228,15 @@ def test_a_killed_console_leaves_its_last_will(embedded_broker):
 
     code = ("import asyncio, sys\n"
             "from console.link import MqttLink\n"
-            "link = MqttLink(sys.argv[1], 'itest-will', console_id='console-doomed')\n"
+            "link = MqttLink(sys.stdin.readline().strip(), 'itest-will', console_id='console-doomed')\n"
             "asyncio.run(link.run())\n")
 
     async def go():
-        core = PlayedCore(embedded_broker.url, "itest-will")
+        core = PlayedCore(embedded_broker.core_url, "itest-will")
         core_task = asyncio.create_task(core.bus.run())
-        proc = subprocess.Popen([sys.executable, "-c", code, embedded_broker.url])
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, text=True)
+        proc.stdin.write(embedded_broker.core_url + "\n")  # stdin, not argv: it holds a password
+        proc.stdin.close()
         topic = "looptool/v1/console/console-doomed/online"
         try:
             loop = asyncio.get_running_loop()

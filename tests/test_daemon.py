@@ -217,8 +217,8 @@ def test_telemetry_coalesced_and_status_has_eta(embedded_broker, tmp_path):
 
     async def main():
         eng = FakeEngine()
-        d, task = await start_daemon(embedded_broker.url, "tele", eng, store)
-        con = await Console(embedded_broker.url, "tele").start()
+        d, task = await start_daemon(embedded_broker.core_url, "tele", eng, store)
+        con = await Console(embedded_broker.core_url, "tele").start()
         await asyncio.sleep(0.3)
         t0 = time.monotonic()
         n = 0
@@ -278,8 +278,8 @@ def test_eval_failure_is_acked_failed_and_stay_serves_after_the_run(embedded_bro
 
     async def main():
         eng = FakeEngine(fail_eval="iteration 2 has no trained policy yet")
-        d, task = await start_daemon(embedded_broker.url, "stay1", eng, store, stay=True)
-        con = await Console(embedded_broker.url, "stay1").start()
+        d, task = await start_daemon(embedded_broker.core_url, "stay1", eng, store, stay=True)
+        con = await Console(embedded_broker.core_url, "stay1").start()
         a = await con.final(await con.send("eval", {"iteration": 2}))
         assert (a.status, a.detail) == ("failed", "iteration 2 has no trained policy yet")
         eng.stop()  # the run ends; --stay keeps the core on the bus

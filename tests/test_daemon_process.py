@@ -50,8 +50,8 @@ def test_real_engine_paused_serves_evals_and_history(embedded_broker, tmp_path, 
     engine.pause()
 
     async def main():
-        d, task = await start_daemon(embedded_broker.url, "real1", engine, store)
-        con = await Console(embedded_broker.url, "real1").start()
+        d, task = await start_daemon(embedded_broker.core_url, "real1", engine, store)
+        con = await Console(embedded_broker.core_url, "real1").start()
         await wait_for(lambda: con.state() == "paused")
         a = await con.final(await con.send("eval", {"benchmark": "acebench"}))
         assert a.status == "failed" and "unknown benchmark 'acebench'; choose from bfcl" in a.detail
