@@ -23,13 +23,21 @@ def config_show(preset: str = typer.Argument(..., help="cpu-demo | cpu-demo-stat
 
 
 @config_app.command("check")
-def config_check(path: Path = typer.Argument(..., help="A run config TOML file.")):
-    """Validate a run config; errors name the key path."""
+def config_check(path: Path = typer.Argument(..., help="A run config TOML file."),
+                 syntax_only: bool = typer.Option(False, "--syntax-only", help="Check keys and values "
+                                                  "only, not what they name on this machine (models, the "
+                                                  "seed file, categories, devices).")):
+    """Validate a run config, and what it names on this machine (core.preflight: models, the seed file,
+    benchmark categories, devices), as a run would before writing anything; errors name the key path."""
     from core.config import load
+    from core.preflight import check_run
 
     cfg = load(str(path))
+    notes = [] if syntax_only else check_run(cfg, str(path))
     typer.echo(f"{path}: ok (run {cfg.run.name}, {cfg.run.iterations} iterations, "
                f"methods {cfg.train.methods}, budget {cfg.assemble.budget})")
+    for note in notes:
+        typer.echo(f"  {note}")
 
 
 def core_cmd(
@@ -53,8 +61,9 @@ def core_cmd(
     """Run the loop and put it on the bus (printing progress lines too). Ctrl-C stops at the next safe
     point (training saves a checkpoint first); `kill -USR1 PID` pauses/resumes; `--resume RUN`
     continues a run."""
-    from core.config import load, parse
+    from core.config import load
     from core.engine import Engine, new_run_id, run_dir_for
+    from core.preflight import check_run
     from core.store import ResultStore
     from console.headless import LinePrinter, run_headless
 
@@ -68,9 +77,10 @@ def core_cmd(
         cfg_file = run_dir_for(resume) / "config.toml"
         if not cfg_file.exists():
             raise UserError(f"--resume {resume}: no such run (see `looptool runs list`)")
-        cfg, run_id = parse(cfg_file.read_text(), str(cfg_file)), resume
+        cfg, run_id = load(str(cfg_file)), resume
     else:
         cfg = load(config)
+        check_run(cfg, config)  # what the config names on this machine, before the run directory exists
         run_id = new_run_id(cfg)
     with ResultStore() as store:
         engine = Engine(cfg, run_id, store=store)  # parsed once; only cfg.text goes to the stage processes
@@ -102,7 +112,7 @@ def check_bus_options(broker: str | None, credentials: str | None, core_id: str 
     except bp.BadPayload as e:
         raise UserError(f"--core-id: {e}") from None
     if credentials and not broker:
-        raise UserError("--broker-credentials needs --broker (the embedded broker takes no credentials)")
+        raise UserError("--broker-credentials needs --broker (the embedded broker makes its own)")
     other = live_discovery(cid)
     if other is not None and other.get("pid") != os.getpid():
         raise UserError(f"--core-id {cid}: a core with this id is running (pid {other['pid']}, "
@@ -119,11 +129,14 @@ def broker_config(
     operator_password_file: Optional[Path] = typer.Option(None, "--operator-password-file"),
     viewer_password_file: Optional[Path] = typer.Option(None, "--viewer-password-file"),
     persistence: bool = typer.Option(False, help="Keep retained state across broker restarts."),
+    rotate: bool = typer.Option(False, "--rotate", help="New passwords for the roles not given by a "
+                                "--*-password-file (a re-run otherwise keeps those in DIR/credentials/)."),
     root_user: bool = typer.Option(False, "--root-user", help="Write `user root` (throw-away CI only)."),
 ):
     """Write a mosquitto config: loopback listener, no anonymous access, users core/operator/viewer
     with an ACL (only operator and core may publish commands). Passwords go to DIR/credentials/<role>
-    (0600, `role:password`, for --broker-credentials); nothing secret is printed."""
+    (0600, `role:password`, for --broker-credentials); a re-run keeps them unless --rotate. Nothing
+    secret is printed or passed on a command line; DIR's mode is left as it is."""
     from core.broker import _read_password_file, write_mosquitto_config
 
     given = {}
@@ -132,9 +145,17 @@ def broker_config(
         if f is not None:
             given[role] = _read_password_file(str(f), role)
     out = write_mosquitto_config(directory, port=port, persistence=persistence, passwords=given,
-                                 root_user=root_user)
+                                 rotate=rotate, root_user=root_user)
     typer.echo(f"config:      {out['config']}")
     typer.echo(f"passwords:   {out['passwd']} (hashed with {out['hashed_with']})")
+    by_source: dict[str, list[str]] = {}
+    for role, source in out["password_source"].items():
+        by_source.setdefault(source, []).append(role)
+    words = {"kept": "kept from DIR/credentials/ (--rotate makes new ones)", "new": "new",
+             "given": "from the given password files"}
+    for source in ("kept", "new", "given"):
+        if source in by_source:
+            typer.echo(f"             {', '.join(by_source[source])}: {words[source]}")
     typer.echo(f"acl:         {out['acl']}")
     for role, p in out["credentials"].items():
         typer.echo(f"credentials: {p}  ({role})")

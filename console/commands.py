@@ -31,7 +31,8 @@ def console_cmd(
                                          "LOOPTOOL_MQTT_USER/LOOPTOOL_MQTT_PASSWORD or --broker-credentials."),
     broker_credentials: Optional[Path] = typer.Option(None, "--broker-credentials", help="A 0600 file "
                                                       "holding `user:password` for the broker."),
-    read_only: bool = typer.Option(False, "--read-only", help="Viewer mode: no commands, nothing published."),
+    read_only: bool = typer.Option(False, "--read-only", help="Viewer mode: no commands, nothing published "
+                                   "(on a local core's embedded broker: as its read-only user `viewer`)."),
     stale_after: float = typer.Option(15.0, "--stale-after", min=1.0, help="Mark the core stale when its "
                                       "status has not advanced for this many seconds."),
 ):
@@ -55,8 +56,10 @@ def run_cmd(
     from core import paths
     from core.config import load
     from core.discovery import default_core_id, live_discovery
+    from core.preflight import check_run
 
-    load(config)  # a bad config fails here, with its key path, not in a detached process
+    # a bad config, or one naming what this machine lacks, fails here, not in a detached process
+    check_run(load(config), config)
     cid = core_id or default_core_id()
     other = live_discovery(cid)
     if other is not None:
@@ -113,6 +116,22 @@ def _find(core_id: str | None, broker: str | None) -> dict:
     return find_core(core_id, broker)
 
 
+def _embedded_credentials(core_id: str, read_only: bool) -> Path:
+    """The file a core's embedded broker wrote for this console's mode (`viewer` for --read-only,
+    else `core`); UserError when it cannot be read, which is also what another user gets."""
+    from core.broker import embedded_credentials_path
+    from core.bus import load_credentials
+
+    role = "viewer" if read_only else "core"
+    path = embedded_credentials_path(core_id, role)
+    try:
+        load_credentials(path)
+    except UserError as e:
+        raise UserError(f"{e}: core {core_id}'s embedded broker admits only its {role} credentials, which "
+                        "that core writes there for the user that started it") from None
+    return path
+
+
 def _attach(target: dict, credentials: Path | None, read_only: bool, stale_after: float,
             log_path: Path | None = None) -> None:
     from core.bus import resolve
@@ -121,6 +140,8 @@ def _attach(target: dict, credentials: Path | None, read_only: bool, stale_after
     from console.link import MqttLink
 
     keymap = load_keymap()
+    if credentials is None and target.get("embedded_broker"):
+        credentials = _embedded_credentials(target["core_id"], read_only)
     b = resolve(target["url"], str(credentials) if credentials else None)
     link = MqttLink(b.url(), target["core_id"], read_only=read_only, username=b.username, password=b.password)
     result = LoopConsole(link, keymap=keymap, stale_after=stale_after).run()

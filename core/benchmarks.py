@@ -7,7 +7,9 @@ core/ never imports evals/. A benchmark is an object with the `Benchmark` shape 
 * ``evaluate(request)``: score one iteration's weights (the eval stage after every iteration, and the
   console's on-demand eval), returning the summary that is stored as the benchmark's own record;
 * ``eval_texts(cfg)``: its function names and user queries, which the contamination guard keeps out of
-  the seed data.
+  the seed data;
+* ``check_config(cfg)`` (optional): its settings in the run config (categories, data folder), checked
+  by `looptool config check` and before a run writes anything (`check_config` below, core.preflight).
 
 Adding a third benchmark: implement these three methods in evals/<name>/ and add one entry-point line.
 """
@@ -60,6 +62,10 @@ class Benchmark(Protocol):
     def eval_texts(self, cfg) -> EvalTexts:
         """Every function name and user query of the benchmark's data; BenchmarkUnavailable without it."""
 
+    def check_config(self, cfg) -> None:
+        """Optional. UserError naming the key (`eval.bfcl_categories: unknown category 'x'; ...`) when the
+        run config's settings for this benchmark are wrong; loads no data and no model."""
+
 
 @lru_cache(maxsize=1)
 def registry() -> dict[str, Benchmark]:
@@ -72,6 +78,14 @@ def registry() -> dict[str, Benchmark]:
                         "with `pip install -e .` (make does) so that its pyproject.toml entry points exist; a "
                         "stale looptool.egg-info in the checkout hides them (delete it)")
     return {b.name: b for b in sorted(found, key=lambda b: (b.order, b.name))}
+
+
+def check_config(cfg) -> None:
+    """Every registered benchmark's check of the run config (those without `check_config` have none)."""
+    for benchmark in registry().values():
+        check = getattr(benchmark, "check_config", None)
+        if check is not None:
+            check(cfg)
 
 
 def get(name: str) -> Benchmark:

@@ -39,8 +39,8 @@ Unified here (issue 11) from three copies with different rules; where they diffe
     problem -> items and nested properties are checked recursively for types and enums, every
     problem reported (the validator's);
   * tool docs: the judge unwrapped OpenAI-style docs and let the last doc of a name win, the
-    validator did not unwrap and let the first win -> unwrapped, first doc wins
-    (core.seeds.validate still rejects a seed whose doc has no top-level name);
+    validator did not unwrap and let the first win -> unwrapped, first doc wins (a Sample's own
+    docs are never wrapped: core.tool_docs checks their whole shape when the Sample is built);
   * problem texts: the validator's wording ("unknown function 'x'", "expected integer, got string");
   * grounding, from the judge and core.seeds.synth: the conversation is the user, tool and system
     turns (the judge's; synth also read assistant text and earlier calls), matched after
@@ -54,6 +54,7 @@ import re
 from typing import Any, Iterable
 
 from core.schema import Call, Sample
+from core.tool_docs import MAX_SCHEMA_DEPTH
 from core.toolcalls import ToolCall
 
 _TYPES: dict[str, Any] = {"string": str, "str": str, "integer": int, "int": int, "number": (int, float),
@@ -61,7 +62,7 @@ _TYPES: dict[str, Any] = {"string": str, "str": str, "integer": int, "int": int,
                           "tuple": list, "object": dict, "dict": dict, "null": type(None)}
 _TYPE_NAMES = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "dict",
                type(None): "null"}
-_MAX_DEPTH = 20  # nested schemas deeper than this are not checked (guards self-referencing docs)
+_MAX_DEPTH = MAX_SCHEMA_DEPTH  # deeper schemas are not checked (a Sample's docs are never deeper)
 
 
 # -- schema and types -------------------------------------------------------------------------------

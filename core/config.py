@@ -1,36 +1,55 @@
 """Run configuration: one TOML file per run, validated with pydantic.
 
-Unknown keys and bad values are rejected with their key path (`train.lr: Input should be ...`).
+Unknown keys and bad values are rejected with their key path (`train.lr: Input should be ...`), as one
+UserError line: values are taken as TOML types them (strict: no `true` for a number, no 2.0 for an
+integer), numbers must be finite (no inf, no nan) and within range, integers within TOML's 64 bits; a
+file that is no UTF-8 text, a directory, over MAX_CONFIG_BYTES or nested past tomllib's recursion is
+rejected the same way. What the config names on this machine (models, the seed file, benchmark
+categories, devices) is checked by core.preflight before a run writes anything.
 Presets ship with the package (core/presets/*.toml); `looptool config show PRESET` prints one.
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from core.errors import UserError
+from core.user_input import key_path, read_text
+
+MAX_CONFIG_BYTES = 1 << 20  # a run config is a few KB; a bigger file is not one
+_INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+def _device(value: str) -> str:
+    if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", value):
+        raise ValueError(f"{value!r:.40} is not a device: use auto, cpu, cuda or cuda:N")
+    return value
 
 
 class RunSection(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+                      description="names the run directory (with a timestamp)")
     iterations: int = Field(2, ge=1, le=50)
-    seed: int = 0
-    threads: int | None = Field(None, ge=1, description="torch CPU threads in stage workers")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="training seeds numpy with seed + iteration, "
+                      "which must stay below 2**32")
+    threads: int | None = Field(None, ge=1, le=1024, description="torch CPU threads in stage workers")
 
 
 class ModelSection(_Strict):
     name: str = "embedded"  # see core.models.resolve
     backend: Literal["hf", "vllm", "openai"] = "hf"
     mode: Literal["prompt", "fc"] = "prompt"
-    device: str = "auto"
+    device: Annotated[str, AfterValidator(_device)] = Field("auto", description="auto | cpu | cuda | cuda:N "
+                                                             "(core.backends.hf)")
     base_url: str | None = None  # openai backend
 
 
@@ -112,8 +131,9 @@ class ExpandSection(_Strict):
 
 class AssembleSection(_Strict):
     budget: int = Field(18304, ge=1)
-    fresh_seeds: list[int] = Field(default_factory=lambda: [5632, 2816, 1408],
-                                   description="fresh seeds in D_2, D_3, ...; the last repeats")
+    fresh_seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [5632, 2816, 1408],
+                                                           description="fresh seeds in D_2, D_3, ...; "
+                                                           "the last repeats")
     static: bool = False  # ablation: every D_j is fresh seed data only (same budget, same steps)
     max_error_seeds: int | None = Field(None, ge=0, description="cap on error seeds in D_{j+1}, drawn "
                                         "uniformly; None = all of them (the paper)")
@@ -128,7 +148,7 @@ class AssembleSection(_Strict):
 
 class EvalSection(_Strict):
     bfcl_categories: str = "non_live"
-    bfcl_per_category: int | None = None
+    bfcl_per_category: int | None = Field(None, ge=1, description="seeded subset per category; None = all")
     bfcl_max_new_tokens: int = Field(256, ge=1)
     holdout_seed: int = 1234
     acebench: bool = False  # also evaluate on ACEBench after each iteration
@@ -172,8 +192,25 @@ class RunConfig(_Strict):
             raise ValueError("expand.llm is required when expand.generator = 'llm'")
         if self.seeds.source == "file" and not self.seeds.path:
             raise ValueError("seeds.path is required when seeds.source = 'file'")
+        if self.seeds.source == "hub" and not self.seeds.hub_id:
+            raise ValueError("seeds.hub_id is required when seeds.source = 'hub'")
+        if self.seeds.source == "llm" and self.expand.llm is None and self.judge.llm is None:
+            raise ValueError("seeds.source = 'llm' needs a generator model: set [expand.llm] (or [judge.llm])")
         if self.model.backend == "openai" and not self.model.base_url:
             raise ValueError("model.base_url is required for the openai backend")
+        judge, expand = self.judge.llm, self.expand.llm
+        if self.judge.kind == "llm" and judge.backend == "openai" and not (judge.base_url or self.model.base_url):
+            raise ValueError("judge.llm.base_url (or model.base_url) is required for the openai backend")
+        if self.expand.generator == "llm" and expand.backend == "openai" and not expand.base_url:
+            raise ValueError("expand.llm.base_url is required for the openai backend")
+        generator = expand or judge  # LLM seeding's (core.seeds.pool), opened like expansion's
+        if self.seeds.source == "llm" and generator.backend == "openai" and not generator.base_url:
+            raise ValueError("seeds.source = 'llm': the generator's base_url is required for the openai backend")
+        ev = self.eval
+        if ev.acebench_user_model and ev.acebench_user_backend in ("openai", "openai-chat") \
+                and not ev.acebench_user_base_url:
+            raise ValueError(f"eval.acebench_user_base_url is required for acebench_user_backend = "
+                             f"{ev.acebench_user_backend!r}")
         return self
 
 
@@ -186,18 +223,43 @@ def preset_text(name: str) -> str:
     return resources.files("core.presets").joinpath(f"{name}.toml").read_text()
 
 
+def _out_of_int64(data: dict) -> tuple | None:
+    """The key path of the first integer TOML's 64 bits cannot hold (tomllib reads any size)."""
+    stack: list[tuple[tuple, object]] = [((), data)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((path + (k,), v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((path + (i,), v) for i, v in enumerate(node))
+        elif isinstance(node, int) and not isinstance(node, bool) and not _INT64[0] <= node <= _INT64[1]:
+            return path
+    return None
+
+
+def _first_problem(e: ValidationError) -> str:
+    err = e.errors()[0]
+    if err["type"] == "extra_forbidden":
+        return f"{key_path(err['loc'])}: unknown key"
+    return f"{key_path(err['loc']) or '(top level)'}: {err['msg'].removeprefix('Value error, ')}"
+
+
 def parse(text: str, where: str) -> RunConfig:
+    """The validated config of TOML `text`; UserError `WHERE: key.path: what` (the module docstring)."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise UserError(f"{where}: {len(text)} characters, over the limit of {MAX_CONFIG_BYTES} for a run config")
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{where}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise UserError(f"{where}: not valid TOML: arrays or tables nested too deeply") from None
+    except ValueError as e:  # TOMLDecodeError, and int()'s own limit on a number's digits
+        raise UserError(f"{where}: not valid TOML: {' '.join(str(e).split())}") from None
+    if (path := _out_of_int64(data)) is not None:
+        raise UserError(f"{where}: {key_path(path)}: integer outside TOML's 64-bit range")
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        raise UserError(f"{where}: {loc or '(top level)'}: {msg}") from None
+        raise UserError(f"{where}: {_first_problem(e)}") from None
     cfg._text = text
     return cfg
 
@@ -207,6 +269,5 @@ def load(path_or_preset: str) -> RunConfig:
     if path_or_preset in PRESETS:
         return parse(preset_text(path_or_preset), f"preset {path_or_preset}")
     p = Path(path_or_preset)
-    if not p.exists():
-        raise UserError(f"config {p}: no such file (presets: {', '.join(PRESETS)})")
-    return parse(p.read_text(), str(p))
+    text = read_text(p, "config", max_bytes=MAX_CONFIG_BYTES, missing_hint=f" (presets: {', '.join(PRESETS)})")
+    return parse(text, str(p))

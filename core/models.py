@@ -20,6 +20,7 @@ from pathlib import Path
 
 from core import paths
 from core.errors import UserError
+from core.user_input import read_text
 
 EMBEDDED = "embedded"
 EMBEDDED_DIRNAME = "smollm2-135m-instruct"
@@ -40,7 +41,7 @@ def configured_models() -> dict[str, dict]:
     if not cfg.exists():
         return {}
     try:
-        data = tomllib.loads(cfg.read_text())
+        data = tomllib.loads(read_text(cfg, "models config"))
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{cfg}: {e}") from None
     models = data.get("models", {})

@@ -1,24 +1,29 @@
 """The loop's data: a Sample is one tool-calling decision with its context and label.
 
     tools     function docs in BFCL's shape: {name, description, parameters: {type: "dict", properties,
-              required}} -- the same shape the BFCL-v3 evaluation shows the model;
+              required}} -- the same shape the BFCL-v3 evaluation shows the model; checked in full
+              (core.tool_docs) whenever a Sample is built or loaded, the one gate every tool passes;
     messages  the conversation before the decision: user / assistant / tool messages. An assistant turn
               that called tools is {"role": "assistant", "tool_calls": [{"name", "arguments"}]};
     label     exactly one of calls (the tool calls the assistant should make now) or text (a text reply:
               a clarifying question, a refusal, a summary).
 
-Samples travel as JSONL, one per line. `load_samples` reports bad rows as file:line: key: problem.
+Samples travel as JSONL, one per line. `load_samples` reports bad rows as file:line: key path: problem.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from core.errors import InputFileError
+from core.tool_docs import ToolDocError, check_doc
 from core.toolcalls import ToolCall
+from core.user_input import key_path
 
 
 class Call(BaseModel):
@@ -59,10 +64,21 @@ class Label(BaseModel):
         return [c.tool_call() for c in self.calls or []]
 
 
+def _tool_doc(doc: dict) -> dict:
+    try:
+        check_doc(doc)
+    except ToolDocError as e:  # the path inside the doc travels in ctx (validation_message joins it)
+        raise PydanticCustomError("tool_doc", "{what}", {"what": e.what, "path": e.path}) from None
+    return doc
+
+
+ToolDoc = Annotated[dict[str, Any], AfterValidator(_tool_doc)]
+
+
 class Sample(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1)
-    tools: list[dict[str, Any]]
+    tools: list[ToolDoc]
     messages: list[Message] = Field(min_length=1)
     label: Label
     source: str = "seed"  # seed:<origin> | expand | relabel ...
@@ -74,9 +90,10 @@ class Sample(BaseModel):
 
 
 def validation_message(e: ValidationError) -> str:
+    """The first problem as `key.path: what` (a tool doc's problem carries its path inside the doc)."""
     first = e.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(root)"
-    return f"{loc}: {first['msg']}"
+    inner = (first.get("ctx") or {}).get("path", ()) if first["type"] == "tool_doc" else ()
+    return f"{key_path((*first['loc'], *inner)) or '(root)'}: {first['msg']}"
 
 
 def load_samples(path: Path) -> list[Sample]:
@@ -95,12 +112,18 @@ def load_samples(path: Path) -> list[Sample]:
 
 
 def write_samples(path: Path, samples: list[Sample]) -> None:
-    """Write atomically: a temp file renamed over the target."""
+    """Write atomically and durably: a temp file, fsynced, renamed over the target, the directory
+    fsynced (a stage's done marker that follows can never point at an empty dataset)."""
+    from core.records import fsync_dir
+
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         for s in samples:
             fh.write(s.to_json() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
     tmp.replace(path)
+    fsync_dir(path.parent)
 
 
 def dumps_samples(samples: list[Sample]) -> str:

@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from core.benchmarks import EvalRequest, EvalTexts
+from core.errors import UserError
 
 
 class BFCL:
@@ -38,6 +39,14 @@ class BFCL:
 
     def eval_texts(self, cfg) -> EvalTexts:
         return _texts()
+
+    def check_config(self, cfg) -> None:
+        from evals.bfcl_data import parse_categories
+
+        try:
+            parse_categories(cfg.eval.bfcl_categories)
+        except UserError as e:
+            raise UserError(f"eval.bfcl_categories: {str(e).removeprefix('--categories: ')}") from None
 
 
 @lru_cache(maxsize=1)

@@ -9,10 +9,13 @@ import. Rows:
                  Python syntax ``[f(a=1)]`` (parsed with ast, never evaluated);
   * xlam         {query, tools, answers} (tools / answers as JSON strings or lists); no answers = refusal;
   * looptool     core.schema.Sample rows.
-Model text is only ever parsed with json / ast (core.toolcalls).
+Model text is only ever parsed with json / ast (core.toolcalls). A file that cannot be read as UTF-8
+text is one UserError (core.user_input.read_text); within it, a row nested deeper than MAX_ROW_DEPTH
+(JSON inside its strings included) and a tool doc of the wrong shape (core.tool_docs) are bad rows.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -22,21 +25,55 @@ from pydantic import ValidationError
 
 from core.errors import UserError
 from core.schema import Call, Label, Message, Sample, validation_message
+from core.tool_docs import MAX_SCHEMA_DEPTH, ToolDocError, check_doc
 from core.toolcalls import DecodeError, parse_hermes, parse_python_calls, strip_think
+from core.user_input import key_path, read_text
 
 FORMATS = ("auto", "looptool23k", "toolace", "xlam", "looptool")
 REFUSAL_TEXT = "I'm sorry, but none of the available tools can help with this request."
 _SCHEMA_KEYS = ("type", "description", "enum", "properties", "required", "items", "default")
+# Far above any real row (a Sample with nested parameter schemas is ~45 levels deep), far below what
+# recursive code (json's encoder, pydantic, ToolCall's 100-level bound) can take
+MAX_ROW_DEPTH = 64
 
 
 class RowError(ValueError):
     """A row that cannot become a sample; the message says why."""
 
 
+def too_deep(value: Any, limit: int = MAX_ROW_DEPTH) -> bool:
+    """Whether objects and arrays in `value` nest deeper than `limit` (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return False
+
+
+def load_json(text: str, key: str = "") -> Any:
+    """JSON from a file's line, or from a JSON string at `key` inside a row, nested at most MAX_ROW_DEPTH
+    levels; RowError otherwise (json's own recursion limit included: a 100k-deep line is a bad row,
+    not a crash)."""
+    where = f"{key}: " if key else ""
+    deep = RowError(f"{where}nested too deeply (over {MAX_ROW_DEPTH} levels)")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise deep from None
+    except ValueError:
+        raise RowError(f"{where}not valid JSON") from None
+    if too_deep(value):
+        raise deep
+    return value
+
+
 # ------------------------------------------------------------------------------------ tool docs
 
 def _schema(node: Any, depth: int = 0) -> Any:
-    if not isinstance(node, dict) or depth > 20:
+    if not isinstance(node, dict) or depth > MAX_SCHEMA_DEPTH:  # deeper: left as it is, check_doc rejects it
         return node
     out = {k: node[k] for k in _SCHEMA_KEYS if k in node}
     if out.get("type") == "object":
@@ -66,7 +103,12 @@ def bfcl_doc(tool: Any) -> dict:
     params["type"] = "dict"
     params.setdefault("properties", {})
     params.setdefault("required", [])
-    return {"name": name, "description": str(tool.get("description") or ""), "parameters": params}
+    doc = {"name": name, "description": str(tool.get("description") or ""), "parameters": params}
+    try:
+        check_doc(doc)
+    except ToolDocError as e:
+        raise RowError(f"tool {name!r:.60}: {key_path(e.path)}: {e.what}") from None
+    return doc
 
 
 _XLAM_TYPES = {"str": "string", "string": "string", "int": "integer", "integer": "integer",
@@ -93,25 +135,21 @@ def _xlam_params(params: dict) -> dict:
 
 
 def _json_list_in(text: str) -> list | None:
-    """The first JSON list of objects inside free text (a system prompt)."""
+    """The first JSON list of objects inside free text (a system prompt), among the first 64 brackets
+    (each attempt may read to the end of the text: unbounded, a text of brackets would take minutes)."""
     dec = json.JSONDecoder()
-    for m in re.finditer(r"\[", text):
+    for m in itertools.islice(re.finditer(r"\[", text), 64):
         try:
             value, _ = dec.raw_decode(text, m.start())
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             return value
     return None
 
 
-def _loads_maybe(value: Any, what: str) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise RowError(f"{what} is not valid JSON") from None
-    return value
+def _loads_maybe(value: Any, key: str) -> Any:
+    return load_json(value, key) if isinstance(value, str) else value
 
 
 def _calls(calls) -> list[Call]:
@@ -162,7 +200,7 @@ def from_looptool23k(row: dict) -> list[Sample]:
     if m:
         for line in m.group(1).splitlines():
             if line.strip():
-                tools.append(bfcl_doc(_loads_maybe(line.strip(), "a <tools> line")))
+                tools.append(bfcl_doc(_loads_maybe(line.strip(), "instruction.<tools>")))
     if not isinstance(row.get("input"), str) or not isinstance(row.get("output"), str):
         raise RowError("input and output must be strings")
     messages = _history(row["input"])
@@ -229,7 +267,10 @@ def from_toolace(row: dict) -> list[Sample]:
 
 
 def from_xlam(row: dict) -> list[Sample]:
-    tools = [bfcl_doc(t) for t in _loads_maybe(row.get("tools"), "tools") or []]
+    raw_tools = _loads_maybe(row.get("tools"), "tools") or []
+    if not isinstance(raw_tools, list):
+        raise RowError(f"tools: expected a list of tool docs, got {type(raw_tools).__name__}")
+    tools = [bfcl_doc(t) for t in raw_tools]
     answers = _loads_maybe(row.get("answers"), "answers") or []
     if not isinstance(answers, list):
         raise RowError("answers: expected a list")
@@ -237,7 +278,7 @@ def from_xlam(row: dict) -> list[Sample]:
     for a in answers:
         if not isinstance(a, dict) or not isinstance(a.get("name"), str):
             raise RowError("answers: every answer needs a name")
-        args = _loads_maybe(a.get("arguments") or {}, "answer arguments")
+        args = _loads_maybe(a.get("arguments") or {}, "answers.arguments")
         if not isinstance(args, dict):
             raise RowError("answers: arguments must be an object")
         calls.append(Call(name=a["name"], arguments=args))
@@ -273,6 +314,8 @@ def convert_row(row: Any, fmt: str, stem: str, where: str) -> list[Sample]:
     """One row into samples with ids `imp-<stem>-<where>[-tN]`, source `seed:<format>`, meta.origin."""
     if not isinstance(row, dict):
         raise RowError(f"expected a JSON object, got {type(row).__name__}")
+    if too_deep(row):
+        raise RowError(f"the row is nested too deeply (over {MAX_ROW_DEPTH} levels)")
     kind = detect(row) if fmt == "auto" else fmt
     try:
         samples = CONVERTERS[kind](row)
@@ -293,10 +336,12 @@ def convert_row(row: Any, fmt: str, stem: str, where: str) -> list[Sample]:
 
 
 def _rows(path: Path) -> tuple[list[tuple[str, Any]], list[tuple[str, str]]]:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "seed file")
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
+        except RecursionError:
+            return [], [(f"{path}:1", "not valid JSON: nested too deeply")]
         except ValueError as e:
             return [], [(f"{path}:1", f"not valid JSON: {e}")]
         return [(f"{path}:item {i}", row) for i, row in enumerate(data, 1)], []
@@ -305,9 +350,9 @@ def _rows(path: Path) -> tuple[list[tuple[str, Any]], list[tuple[str, str]]]:
         if not line.strip():
             continue
         try:
-            rows.append((f"{path}:{n}", json.loads(line)))
-        except ValueError:
-            bad.append((f"{path}:{n}", "not valid JSON"))
+            rows.append((f"{path}:{n}", load_json(line)))
+        except RowError as e:
+            bad.append((f"{path}:{n}", str(e)))
     return rows, bad
 
 
@@ -320,8 +365,6 @@ def import_file(path: str | Path, fmt: str = "auto") -> tuple[list[Sample], list
     """(samples, [(path:line, problem)]) from a local JSON list or JSONL file."""
     _check_fmt(fmt)
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise UserError(f"seed file {path}: no such file")
     rows, rejected = _rows(path)
     stem = re.sub(r"[^A-Za-z0-9]+", "-", path.stem).strip("-") or "file"
     samples: list[Sample] = []

@@ -10,6 +10,7 @@ reject with a reason. Counts always add up: ``accepted + rejected == requested``
 """
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -23,6 +24,7 @@ from core.prompting import render
 from core.schema import Call, Label, Message, Sample
 from core.seeds.apis import draw_constraints
 from core.seeds.catalog import LEAVES
+from core.seeds.importers import MAX_ROW_DEPTH, too_deep
 from core.seeds.validate import validate
 from core.toolcalls import strip_think
 
@@ -54,12 +56,17 @@ def chat(backend: Backend, conversations: list[list[dict]], params: GenParams) -
 def first_json_object(text: str) -> Any:
     """The first JSON object in a reply (code fences and prose around it are skipped)."""
     dec = json.JSONDecoder()
-    for m in re.finditer(r"\{", text[:200_000]):
+    # bounded before json sees it: 200k characters, 64 starting braces (each attempt may read to the
+    # end), and json's recursion limit ends a deep object
+    text = text[:200_000]
+    for m in itertools.islice(re.finditer(r"\{", text), 64):
         try:
             value, _ = dec.raw_decode(text, m.start())
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(value, dict):
+            if too_deep(value):  # the checks bound nothing deeper (ToolCall refuses past 100 levels)
+                raise ValueError(f"the JSON object is nested deeper than {MAX_ROW_DEPTH} levels")
             return value
     raise ValueError("no JSON object in the reply")
 

@@ -3,7 +3,9 @@
 Sources (cfg.seeds.source): procedural (core.seeds.synth, no model), file (core.seeds.importers on
 cfg.seeds.path), hub (a configured Hugging Face dataset id), llm (core.seeds.llmgen with the generator
 model: cfg.expand.llm, else cfg.judge.llm). The pool is shuffled with cfg.run.seed, cut to
-cfg.seeds.pool_size and written atomically (core.schema.write_samples).
+cfg.seeds.pool_size and written atomically (core.schema.write_samples). A source that yields no usable
+sample at all is a UserError naming the first rejected row (`path:line: key path: problem`), which
+`looptool config check` and the start of a run report before anything is written (core.preflight).
 """
 from __future__ import annotations
 
@@ -45,11 +47,25 @@ def dedup(samples: list[Sample]) -> tuple[list[Sample], int]:
     return out, len(samples) - len(out)
 
 
-def _generator_ref(cfg: RunConfig):
-    ref = cfg.expand.llm or cfg.judge.llm
-    if ref is None:
-        raise UserError("seeds.source = 'llm' needs a generator model: set [expand.llm] (or [judge.llm])")
-    return ref
+def require_usable(valid: list[Sample], rejected: list[tuple[str, str]], source: str) -> None:
+    """UserError when not one sample passed import and validation: the first rejected row says why."""
+    if valid:
+        return
+    if rejected:
+        where, problem = rejected[0]
+        raise UserError(f"{where}: {problem} (no usable seed sample: {len(rejected)} rejected, the first "
+                        "shown)")
+    raise UserError(f"seeds ({source}): no seed samples at all")
+
+
+def file_seeds(cfg: RunConfig) -> tuple[list[Sample], list[tuple[str, str]]]:
+    """The seed file's samples that pass validation, and the rejected rows; UserError when none pass."""
+    from core.seeds.importers import import_file
+
+    samples, rejected = import_file(cfg.seeds.path, cfg.seeds.format)
+    valid, invalid = filter_valid(samples, "file")
+    require_usable(valid, rejected + invalid, "file")
+    return valid, rejected + invalid
 
 
 def _load(cfg: RunConfig, n: int) -> tuple[list[Sample], list[tuple[str, str]], dict]:
@@ -69,13 +85,12 @@ def _load(cfg: RunConfig, n: int) -> tuple[list[Sample], list[tuple[str, str]], 
     if seeds_cfg.source == "hub":
         from core.seeds.importers import import_hub
 
-        if not seeds_cfg.hub_id:
-            raise UserError("seeds.source = 'hub' needs seeds.hub_id")
         samples, rejected = import_hub(seeds_cfg.hub_id, seeds_cfg.format)
         return samples, rejected, extra
     from core.seeds.llmgen import open_generator, synthesize_llm
 
-    backend = open_generator(_generator_ref(cfg), device=cfg.model.device)
+    # the config requires one (core.config: seeds.source = 'llm' needs [expand.llm] or [judge.llm])
+    backend = open_generator(cfg.expand.llm or cfg.judge.llm, device=cfg.model.device)
     try:
         samples, stats = synthesize_llm(backend, n, seed=cfg.run.seed)
     finally:
@@ -110,6 +125,10 @@ def build_pool(cfg: RunConfig, out_path: Path) -> dict:
         if len(unique) >= want:
             break
         request = int(request * 1.5) + 8
+    require_usable(valid, rejected, seeds_cfg.source)
+    if not unique:
+        raise UserError(f"seeds ({seeds_cfg.source}): the contamination guard dropped every sample "
+                        f"({', '.join(f'{k}: {v}' for k, v in dropped.items())})")
     random.Random(cfg.run.seed).shuffle(unique)
     pool = unique[:want]
     out_path = Path(out_path)

@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from core.benchmarks import BenchmarkUnavailable, EvalRequest, EvalTexts
+from core.errors import UserError
 from evals.acebench import fetch
 
 _USER_TURN = re.compile(r"(?:^|\n)user:\s*(.*?)(?=\n(?:user|system):|\Z)", re.S)
@@ -67,6 +68,17 @@ class ACEBench:
                                 checkpoint=request.checkpoint)
         finally:
             backend.close()
+
+    def check_config(self, cfg) -> None:
+        from evals.acebench.data import parse_categories
+
+        try:
+            parse_categories(cfg.eval.acebench_categories)
+        except UserError as e:
+            raise UserError(f"eval.acebench_categories: {str(e).removeprefix('--categories: ')}") from None
+        folder = cfg.eval.acebench_data_dir
+        if folder and not Path(folder).expanduser().is_dir():
+            raise UserError(f"eval.acebench_data_dir: {folder}: no such directory")
 
     def eval_texts(self, cfg) -> EvalTexts:
         """From the run's data folder when ACEBench is part of its eval (downloaded like the eval would);

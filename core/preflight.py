@@ -1,0 +1,96 @@
+"""What a run config names on this machine, checked before a run writes anything: `looptool config
+check`, and `looptool core` before the run directory exists. A problem is one UserError naming the
+config and the key (`run.toml: model.name: unknown model ...`; a seed file's problem names the seed
+file and line instead: `seeds.jsonl:3: tools: expected a list ...`), so a config that would fail only inside a stage worker, after
+seeding and model loading, fails here instead, leaving no run behind.
+
+    models      model.name, and the judge's, the generator's and ACEBench's simulated user's model when
+                they are loaded here (hf, vllm): resolvable by core.models without loading anything (the
+                embedded model: its converted checkpoint, or the package it is converted from);
+    devices     model.device cuda / cuda:N: that CUDA device exists (the config already allows only
+                auto, cpu, cuda and cuda:N);
+    seeds       seeds.source = "file": the file reads as UTF-8 text and at least one row becomes a valid
+                sample (core.seeds.pool.file_seeds; bad rows are counted, not fatal);
+    benchmarks  every registered benchmark's check of its settings (core.benchmarks.check_config:
+                categories, ACEBench's data folder);
+    training    train.accelerate_config, when train.launcher = "accelerate".
+
+Hub datasets (seeds.source = "hub") and openai endpoints are not contacted: they are reached only by the
+stage that uses them.
+"""
+from __future__ import annotations
+
+from core import models
+from core.config import RunConfig
+from core.errors import UserError
+
+
+def check_run(cfg: RunConfig, where: str) -> list[str]:
+    """Raise UserError at the first problem (`where` names the config); else one line per check, for
+    `config check` to print."""
+    try:
+        notes = [_check_device(cfg.model.device)]
+        for key, name in _local_models(cfg):
+            notes.append(f"{key}: {_check_model(name, key)}")
+        from core.benchmarks import check_config, registry
+
+        check_config(cfg)
+        notes.append(f"benchmarks: {', '.join(registry())} settings ok")
+        if cfg.train.launcher == "accelerate":
+            from core.stages.train_launch import accelerate_config_path
+
+            notes.append(f"train.accelerate_config: {accelerate_config_path(cfg.train.accelerate_config)}")
+    except UserError as e:
+        raise UserError(f"{where}: {e}") from None
+    return notes + _check_seeds(cfg)  # last, the slowest; its errors name their own file
+
+
+def _local_models(cfg: RunConfig) -> list[tuple[str, str]]:
+    """(key, model) of every model the run resolves through core.models."""
+    out = [("model.name", cfg.model.name)]  # core.weights.base resolves it for every backend
+    if cfg.judge.kind == "llm" and cfg.judge.llm.backend != "openai":
+        out.append(("judge.llm.model", cfg.judge.llm.model))
+    generator = cfg.expand.llm if cfg.expand.generator == "llm" else None
+    if cfg.seeds.source == "llm":
+        generator = cfg.expand.llm or cfg.judge.llm
+    if generator is not None and generator.backend != "openai":
+        out.append(("expand.llm.model" if generator is cfg.expand.llm else "judge.llm.model", generator.model))
+    ev = cfg.eval
+    if ev.acebench and ev.acebench_user_model and (ev.acebench_user_backend or "hf") in ("hf", "vllm"):
+        out.append(("eval.acebench_user_model", ev.acebench_user_model))
+    return list(dict.fromkeys(out))
+
+
+def _check_model(name: str, key: str) -> str:
+    try:
+        target = models.configured_models().get(name, {}).get("path", name)
+        if models.EMBEDDED in (name, target):  # resolve() would convert it: check what it needs instead
+            ready = (models.embedded_dir() / "config.json").exists()
+            return f"embedded model ({'converted' if ready else f'from {models.gguf_path()}'})"
+        ref = models.resolve(name)
+    except UserError as e:
+        raise UserError(f"{key}: {e}") from None
+    return f"{ref.path} ({ref.source})"
+
+
+def _check_device(device: str) -> str:
+    if not device.startswith("cuda"):
+        return f"model.device: {device}"
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        have = f"{count} CUDA device{'s' if count != 1 else ''}" if count else "no CUDA device"
+        raise UserError(f"model.device: {device!r}: this machine has {have}")
+    return f"model.device: {device} ({torch.cuda.get_device_name(index)})"
+
+
+def _check_seeds(cfg: RunConfig) -> list[str]:
+    if cfg.seeds.source != "file":
+        return [f"seeds: {cfg.seeds.source}"]
+    from core.seeds.pool import file_seeds
+
+    valid, rejected = file_seeds(cfg)
+    first = f"; first: {rejected[0][0]}: {rejected[0][1]}" if rejected else ""
+    return [f"seeds: {len(valid)} usable samples in {cfg.seeds.path} ({len(rejected)} rows rejected{first})"]
