@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -13,6 +14,7 @@ from evals.acebench.user_sim import USER_BACKENDS
 
 eval_app = typer.Typer(help="Evaluate a model on a benchmark, or read stored evaluations.",
                        no_args_is_help=True)
+PIPE_WIDTH = 10_000  # `eval list` into a pipe: wider than any row, so the table keeps its natural width
 
 
 
@@ -34,8 +36,10 @@ def eval_bfcl(opts: EvalOptions):
 
     Rerunning the same command resumes an interrupted evaluation from its records."""
     from evals import bfcl_data
+    from evals.bfcl_prompt import check_mode
 
     opts.check_decode()
+    check_mode(opts.mode)  # before anything is read or opened, --responses included
     cats = bfcl_data.parse_categories(opts.categories)
     if opts.responses is not None:
         from evals.bfcl_responses import score_file
@@ -85,8 +89,10 @@ def eval_acebench(
     Rerunning the same command resumes an interrupted evaluation from its records."""
     from evals.acebench import data as ace_data
     from evals.acebench import fetch
+    from evals.bfcl_prompt import check_mode
 
     opts.check_decode()
+    check_mode(opts.mode)  # before anything is read or opened, --responses included
     cats = ace_data.parse_categories(opts.categories)
     if opts.responses is not None:
         from evals.acebench.responses import score_file
@@ -117,14 +123,18 @@ def eval_list(limit: int = typer.Option(20, min=1, help="How many to show."),
     """List stored evaluations, newest first."""
     from core.store import ResultStore
 
-    with ResultStore() as store:
+    with ResultStore(read_only=True) as store:  # a snapshot: no lock, a running core never blocks it
         rows = store.list_evals(limit=limit)
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
         return
+    from rich.console import Console
+
     from console.report import print_eval_list
 
-    print_eval_list(rows)
+    # Not a terminal (a pipe, a file): the table at its natural width, no column cut to 80 characters,
+    # so every id can be pasted into `eval show`.
+    print_eval_list(rows, None if sys.stdout.isatty() else Console(width=PIPE_WIDTH))
 
 
 @eval_app.command("show")
@@ -133,7 +143,7 @@ def eval_show(eval_id: str = typer.Argument(..., help="Eval id (or a unique pref
     """Show one stored evaluation: per-category accuracy and the leaderboard columns."""
     from core.store import ResultStore
 
-    with ResultStore() as store:
+    with ResultStore(read_only=True) as store:  # a snapshot: no lock, a running core never blocks it
         summary = store.get_eval(eval_id)
     if summary is None:
         raise UserError(f"no evaluation with id {eval_id!r} (see `looptool eval list`)")

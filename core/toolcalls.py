@@ -1,10 +1,13 @@
 """The tool-call codec: parse model text into :class:`ToolCall` objects, render them back, compare them.
 
 Nothing here executes model text: Python-style calls go through ``ast.parse`` and a whitelist of
-literal nodes, everything else through ``json``. Inputs over ``MAX_TEXT_CHARS`` are refused unparsed,
-and bracket nesting is counted on the raw text (ignoring brackets inside string literals and Python
-comments) before any parser runs, so hostile nesting gives ``DecodeError("too_deep")``, never a
-``RecursionError``.
+literal nodes, everything else through ``json``. Before any parser runs, the bounds of
+:mod:`core.decode_bounds` (shared by every decoder of model text) are checked: inputs over
+``MAX_TEXT_CHARS`` are refused unparsed, bracket nesting is counted on the raw text (ignoring brackets
+inside string literals and Python comments), and a Python tree deeper than ``MAX_TREE_DEPTH`` is
+refused before it is walked, so hostile nesting gives ``DecodeError("too_deep")``, never a
+``RecursionError``. Integers over ``MAX_INT_BITS`` (``0xfff...`` in a Python reply, a long number in
+JSON) are ``DecodeError("too_large")``, so every decoded call can be written to a record.
 
 Think stripping (:func:`strip_think`, applied by :func:`parse_calls` and by
 ``core.prompt_format.decode_reply``, which the training reward ``core.prompt_format.reward`` uses): every
@@ -32,34 +35,20 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-MAX_TEXT_CHARS = 1_000_000 * 2
-MAX_DEPTH = 100
+from core.decode_bounds import (  # noqa: F401  (MAX_* and DecodeError are this codec's too)
+    MAX_DEPTH, MAX_TEXT_CHARS, DecodeError, check_depth, check_int, check_length, parse_python)
 
 _OPEN, _CLOSE = "<tool_call>", "</tool_call>"
 _NAME_RE = re.compile(r"\w[\w.\-]*")  # word characters, dots, hyphens
 _PY_START_RE = re.compile(r"[A-Za-z_][\w.]*\(")
 _JSON_START_RE = re.compile(r"\[\s*\{|\{")
-# Tokens for the depth pre-check: a whole string literal (skipped), a comment (skipped), or a bracket.
-_PY_TOKENS = re.compile(
-    r"'''[^\\]*?(?:\\.[^\\]*?)*?'''|\"\"\"[^\\]*?(?:\\.[^\\]*?)*?\"\"\""
-    r"|'[^'\\\n]*(?:\\.[^'\\\n]*)*'|\"[^\"\\\n]*(?:\\.[^\"\\\n]*)*\"|#[^\n]*|[\[\](){}]",
-    re.DOTALL,
-)
-_JSON_TOKENS = re.compile(r"\"[^\"\\]*(?:\\.[^\"\\]*)*\"|[\[\]{}]", re.DOTALL)
-
-
-class DecodeError(ValueError):
-    """Model text that is not a well-formed tool call. ``kind`` is a short machine tag."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
 
 
 def _normalize(value, depth: int = 0):
-    """Copy a JSON-like value, turning tuples into lists."""
+    """Copy a JSON-like value, turning tuples into lists; too deep or too long an int: DecodeError."""
     if depth > MAX_DEPTH:
         raise DecodeError("too_deep", f"value nested deeper than {MAX_DEPTH}")
+    check_int(value)
     if isinstance(value, dict):
         return {k: _normalize(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -88,32 +77,6 @@ class ToolCall:
 
 # ---------------------------------------------------------------------------------------- helpers
 
-def _check_length(text: str) -> None:
-    if len(text) > MAX_TEXT_CHARS:
-        raise DecodeError("too_long", f"text is {len(text)} characters, over the limit of {MAX_TEXT_CHARS}")
-
-
-def _check_depth(text: str, tokens: re.Pattern) -> None:
-    depth = 0
-    for m in tokens.finditer(text):
-        tok = m.group()
-        if len(tok) != 1 or tok in "'\"#":
-            continue
-        if tok in "([{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise DecodeError("too_deep", f"brackets nested deeper than {MAX_DEPTH}")
-        else:
-            depth -= 1
-
-
-def check_python_bounds(text: str) -> None:
-    """The size checks every Python-call decoder runs before ``ast.parse`` sees model text: length, and
-    bracket depth counted outside string literals and comments. DecodeError("too_long" / "too_deep")."""
-    _check_length(text)
-    _check_depth(text, _PY_TOKENS)
-
-
 def _strip_fences(text: str) -> str:
     text = text.strip()
     if text.startswith("```"):
@@ -131,8 +94,8 @@ def _check_name(name) -> str:
 
 
 def _loads(text: str, what: str):
-    _check_length(text)
-    _check_depth(text, _JSON_TOKENS)
+    check_length(text)
+    check_depth(text, "json")
     try:
         return json.loads(text)
     except RecursionError:
@@ -181,7 +144,7 @@ def parse_hermes(text: str) -> list[ToolCall]:
     The last block may lack ``</tool_call>`` when its JSON is complete (generation stopped at the
     stop token right after it); any other unclosed block is ``DecodeError("unclosed_tag")``.
     """
-    _check_length(text)
+    check_length(text)
     calls, pos = [], 0
     while (start := text.find(_OPEN, pos)) != -1:
         body_start = start + len(_OPEN)
@@ -278,17 +241,11 @@ def parse_python_calls(text: str, positional: str = "error",
     """``[f(a=1), g(b='x')]``, a bare ``f(a=1)`` or ``f(a=1), g(b=2)``; ``[]`` or empty text -> []."""
     if positional not in ("error", "drop", "map"):
         raise ValueError(f"positional must be 'error', 'drop' or 'map', not {positional!r}")
-    _check_length(text)
+    check_length(text)
     text = _strip_fences(text).strip("`").strip()
     if not text:
         return []
-    _check_depth(text, _PY_TOKENS)
-    try:
-        body = ast.parse(text, mode="eval").body
-    except (RecursionError, MemoryError):
-        raise DecodeError("too_deep", "expression nested too deeply") from None
-    except (SyntaxError, ValueError) as e:
-        raise DecodeError("syntax", f"not a Python call list: {e}") from None
+    body = parse_python(text)
     if isinstance(body, ast.Call):
         elts = [body]
     elif isinstance(body, (ast.List, ast.Tuple)):
@@ -300,7 +257,7 @@ def parse_python_calls(text: str, positional: str = "error",
 
 def parse_json_calls(text: str) -> list[ToolCall]:
     """A JSON list of call objects (or one object), optionally in a ```json fence."""
-    _check_length(text)
+    check_length(text)
     data = _loads(_strip_fences(text), "tool call list")
     if isinstance(data, dict):
         data = [data]
@@ -320,7 +277,7 @@ def parse_openai_tool_calls(tool_calls: list[dict]) -> list[ToolCall]:
 
 def parse_calls(text: str, fmt: str = "auto", positional: str = "error", signatures=None) -> list[ToolCall]:
     """Strip think blocks, then parse as ``fmt`` (hermes/python/json/auto); plain text -> []."""
-    _check_length(text)
+    check_length(text)
     text = strip_think(text)
     if fmt == "auto":
         if _OPEN in text:

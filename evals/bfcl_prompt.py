@@ -8,24 +8,32 @@
 ``mode="auto"`` picks fc when the tokenizer's template renders tools, prompt otherwise.
 Decoding never evaluates model text: Python calls go through ast and a whitelist walker (the official
 decoding, evals.leaderboard_ast) or core.toolcalls (the lenient one);
-Java/JavaScript replies in prompt mode go through bfcl-eval's tree-sitter decoders, as its runner does.
+Java/JavaScript replies in prompt mode go through bfcl-eval's tree-sitter decoders, as its runner does
+(evals.bfcl_java_js). Every decoder runs the same bounds first (core.decode_bounds).
 """
 from __future__ import annotations
 
 import ast
 
 from core import toolcalls
+from core.bfcl_lib import bfcl
+from core.decode_bounds import parse_python
 from core.errors import UserError
 from evals import leaderboard_ast
+from evals.bfcl_java_js import decode_java_js
 from evals.leaderboard_ast import DECODINGS
-from core.bfcl_lib import bfcl
 
 MODES = ("auto", "prompt", "fc")
 
 
-def resolve_mode(mode: str, tokenizer) -> str:
+def check_mode(mode: str) -> None:
+    """UserError naming the allowed values unless `mode` is one of MODES (both benchmarks' modes)."""
     if mode not in MODES:
-        raise UserError(f"--mode: unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        raise UserError(f"--mode: unknown mode {mode!r:.40}; choose from {', '.join(MODES)}")
+
+
+def resolve_mode(mode: str, tokenizer) -> str:
+    check_mode(mode)
     if mode != "auto":
         return mode
     from core.prompting import supports_tools
@@ -78,7 +86,7 @@ def decode(text: str, mode: str, language: str = "python", decoding: str = "offi
         if decoding == "official":
             return decode_python_official(_official_body(text))
         return [c.to_bfcl() for c in toolcalls.parse_python_calls(body, positional="drop")]
-    return _decode_java_js(body, language)
+    return decode_java_js(body, language)
 
 
 def _official_body(text: str) -> str:
@@ -94,19 +102,12 @@ def decode_python_official(body: str) -> list[dict]:
     [...] where it does not start or end with a bracket, trimmed of whitespace and single quotes, parsed
     by ast, and resolved by evals.leaderboard_ast (bare names as text, arithmetic computed, tuples kept,
     ``**`` kept as an argument named None, unary operators negate)."""
-    toolcalls.check_python_bounds(body)
     text = body.strip("`\n ")
     if not text.startswith("["):
         text = "[" + text
     if not text.endswith("]"):
         text = text + "]"
-    text = text.strip().strip("'")
-    try:
-        tree = ast.parse(text, mode="eval").body
-    except (RecursionError, MemoryError):
-        raise toolcalls.DecodeError("too_deep", "expression nested too deeply") from None
-    except (SyntaxError, ValueError) as e:
-        raise toolcalls.DecodeError("syntax", f"not a Python call list: {e}") from None
+    tree = parse_python(text.strip().strip("'"))
     if isinstance(tree, ast.Call):
         elts = [tree]
     elif isinstance(tree, (ast.List, ast.Tuple, ast.Set)):
@@ -134,15 +135,3 @@ def decode_calls(text: str, mode: str, decoding: str = "official") -> list[toolc
             raise toolcalls.DecodeError("bad_arguments", f"{name or '?'}: an argument that is not a keyword")
         calls.append(toolcalls.ToolCall(name, args))
     return calls
-
-
-def _decode_java_js(body: str, language: str) -> list[dict]:
-    bfcl()
-    from bfcl_eval.constants.enums import ReturnFormat
-    from bfcl_eval.model_handler.utils import default_decode_ast_prompting
-
-    fmt = ReturnFormat.JAVA if language == "java" else ReturnFormat.JAVASCRIPT
-    try:
-        return default_decode_ast_prompting(body, fmt)
-    except Exception as e:  # tree-sitter decoders raise assorted errors on malformed input
-        raise toolcalls.DecodeError("syntax", f"{language} decoder: {e}") from None

@@ -3,7 +3,8 @@
 JSONL, one object per line: ``{"id": "<bfcl id>", "result": ...}`` (bfcl's result-file shape; ``raw``
 is accepted too, so looptool's own records.jsonl can be rescored). ``result`` is the raw model text for
 single-turn ids and a list of turns, each a list of step texts, for multi-turn ids. Any problem is
-reported as ``file:line: what is wrong`` before anything is scored.
+reported as ``file:line: what is wrong`` before anything is scored. ``--mode auto`` is decided line by
+line (evals.results.reply_mode).
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from tqdm import tqdm
 
 from core.errors import InputFileError, UserError
 from core.records import RecordLog, write_json_atomic
-from evals import bfcl_data, bfcl_score
+from evals import bfcl_data, bfcl_prompt, bfcl_score
 from evals.bfcl import _record, summarize
-from evals.results import eval_dir, response_lines
+from evals.results import eval_dir, reply_mode, response_lines
 
 
 def read_responses(path: Path) -> list[tuple[int, str, object]]:
@@ -26,11 +27,11 @@ def read_responses(path: Path) -> list[tuple[int, str, object]]:
     for n, sid, obj in response_lines(path):
         key = "result" if "result" in obj else "raw" if "raw" in obj else None
         if key is None:
-            raise InputFileError(path, n, f"id {sid!r}: missing \"result\"")
+            raise InputFileError(path, n, f"id {sid!r:.80}: missing \"result\"")
         try:
             cat = bfcl_data.category_of_id(sid)
         except UserError:
-            raise InputFileError(path, n, f"unknown BFCL-v3 id {sid!r}") from None
+            raise InputFileError(path, n, f"unknown BFCL-v3 id {sid!r:.80}") from None
         _check_shape(path, n, sid, cat, obj[key])
         out.append((n, sid, obj[key]))
     if not out:
@@ -41,30 +42,25 @@ def read_responses(path: Path) -> list[tuple[int, str, object]]:
 def _check_shape(path, n, sid, cat, result) -> None:
     if bfcl_data.kind(cat) != "multi_turn":
         if not isinstance(result, str):
-            raise InputFileError(path, n, f"id {sid!r}: \"result\" must be the model's text (a string)")
+            raise InputFileError(path, n, f"id {sid!r:.80}: \"result\" must be the model's text (a string)")
         return
     ok = isinstance(result, list) and all(
         isinstance(t, list) and all(isinstance(s, str) for s in t) for t in result)
     if not ok:
-        raise InputFileError(path, n, f"id {sid!r}: multi-turn \"result\" must be a list of turns, "
+        raise InputFileError(path, n, f"id {sid!r:.80}: multi-turn \"result\" must be a list of turns, "
                                       "each a list of step texts")
-
-
-def _mode_of(texts: list[str], mode: str) -> str:
-    if mode != "auto":
-        return mode
-    return "fc" if any("<tool_call>" in t for t in texts) else "prompt"
 
 
 def score_file(path: Path, mode: str = "auto", store=None, progress: bool = True,
                decoding: str = "official") -> dict:
+    bfcl_prompt.check_mode(mode)
     rows = read_responses(path)
     index = {}
     for cat in {bfcl_data.category_of_id(sid) for _, sid, _ in rows}:
         index.update({e.id: e for e in bfcl_data.load_category(cat)})
     for n, sid, _ in rows:
         if sid not in index:
-            raise InputFileError(path, n, f"unknown BFCL-v3 id {sid!r}")
+            raise InputFileError(path, n, f"unknown BFCL-v3 id {sid!r:.80}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
     eid = f"bfcl-file-{digest}-{mode}-{decoding}"
     d = eval_dir(eid)
@@ -80,10 +76,10 @@ def score_file(path: Path, mode: str = "auto", store=None, progress: bool = True
                 continue
             e = index[sid]
             if e.kind == "multi_turn":
-                m = _mode_of([s for t in result for s in t], mode)
+                m = reply_mode(mode, [s for t in result for s in t])
                 res = bfcl_score.score_multi_turn(e, result, m, decoding)
             else:
-                res = bfcl_score.score_single(e, result, _mode_of([result], mode), decoding)
+                res = bfcl_score.score_single(e, result, reply_mode(mode, [result]), decoding)
             log.add(_record(e, result, res))
     finally:
         log.close()

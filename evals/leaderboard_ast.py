@@ -8,15 +8,18 @@ the upstream resolution differs from plain literal parsing is one entry of :data
 it is applied, so the README's "differences from the official scorers" table and the parity tests
 point at the same place.
 
-Callers (evals.bfcl_prompt, evals.acebench.decode) do the benchmark's own text preparation and size
-checks first and then call :func:`resolve_call` on each list element.
+Callers (evals.bfcl_prompt, evals.acebench.decode) do the benchmark's own text preparation, parse it
+with the shared bounds (core.decode_bounds.parse_python: length, nesting, integer literals) and then
+call :func:`resolve_call` on each list element. Computed integers stay within ``MAX_INT_BITS`` too:
+arithmetic is refused *before* it would build something over a bound, so no reply costs more than a
+few milliseconds here.
 """
 from __future__ import annotations
 
 import ast
 import operator
 
-from core.toolcalls import MAX_DEPTH, DecodeError
+from core.decode_bounds import MAX_DEPTH, MAX_INT_BITS, DecodeError
 
 DECODINGS = ("official", "lenient")  # the leaderboard's decoding (default) | the project's recovering one
 
@@ -46,10 +49,10 @@ QUIRKS = {
 }
 
 # Bounds on what arithmetic may build (upstream has none; these only refuse what would be huge).
+# MAX_SEQ counts every item of a built sequence, nested ones included: `[[1] * 10**4] * 10**4` is 10**8.
 MAX_POW = 64
 MAX_SEQ = 10_000
 MAX_SHIFT = 256
-MAX_INT_BITS = 4096
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
@@ -113,10 +116,19 @@ def resolve_value(node: ast.AST, style: str, depth: int = 0):
     if isinstance(node, ast.Call):  # quirk nested_call
         if node.keywords:
             return resolve_call(node, style, depth + 1)
-        return ast.unparse(node) if style == "bfcl" else {dotted_name(node.func): {}}
+        return _source(node) if style == "bfcl" else {dotted_name(node.func): {}}
     if isinstance(node, ast.Subscript):  # quirk subscript_is_text
-        return ast.unparse(node.value) + "[" + ast.unparse(node.slice) + "]"
+        return _source(node.value) + "[" + _source(node.slice) + "]"
     raise DecodeError("non_literal_value", f"unsupported value ({type(node).__name__})")
+
+
+def _source(node: ast.AST) -> str:
+    """ast.unparse, which recurses: the tree's depth is bounded by the parse (MAX_TREE_DEPTH), and a
+    RecursionError that a deep caller stack still meets is a decode error, never a crash."""
+    try:
+        return ast.unparse(node)
+    except RecursionError:
+        raise DecodeError("too_deep", "expression nested too deeply to render") from None
 
 
 def arithmetic(node: ast.AST, depth: int = 0):
@@ -142,21 +154,49 @@ def _number(x) -> bool:
     return isinstance(x, (int, float, complex))
 
 
+_SEQ = (str, bytes, list, tuple)
+
+
+def _bits(x) -> int:
+    """An upper bound on the bits of an int-like operand (bool included); 0 for anything else."""
+    return abs(int(x)).bit_length() if isinstance(x, int) else 0
+
+
+def _items(x, limit: int) -> int:
+    """How many items a str/bytes/list/tuple holds, nested sequences counted in full; the count stops
+    once it is over `limit` (a list may hold the same list many times: never walked in full)."""
+    if not isinstance(x, _SEQ):
+        return 1
+    total, stack = 0, [x]
+    while stack and total <= limit:
+        seq = stack.pop()
+        total += len(seq)
+        if isinstance(seq, (list, tuple)):
+            stack.extend(e for e in seq if isinstance(e, _SEQ))
+    return total
+
+
 def _check_operands(op: ast.operator, a, b) -> None:
+    """Refuse an operation whose result would be over a bound, before it is computed."""
     if isinstance(op, ast.Pow) and _number(a) and _number(b):
         if not isinstance(b, (int, float)) or abs(b) > MAX_POW:
             raise DecodeError("non_literal_value", f"exponent over {MAX_POW}")
+        if isinstance(a, int) and isinstance(b, int) and b > 0 and _bits(a) > 1 and _bits(a) * b > MAX_INT_BITS:
+            raise DecodeError("non_literal_value", f"a power over {MAX_INT_BITS} bits")
     if isinstance(op, ast.Mult):
-        seq, n = (a, b) if isinstance(a, (str, bytes, list, tuple)) else (b, a)
-        if isinstance(seq, (str, bytes, list, tuple)) and isinstance(n, int) and n * len(seq) > MAX_SEQ:
+        seq, n = (a, b) if isinstance(a, _SEQ) else (b, a)
+        if isinstance(seq, _SEQ) and isinstance(n, int) and n > 0 and n * _items(seq, MAX_SEQ) > MAX_SEQ:
             raise DecodeError("non_literal_value", f"repetition over {MAX_SEQ} items")
-    if isinstance(op, ast.Add) and isinstance(a, (str, bytes, list, tuple)) and isinstance(b, (str, bytes, list, tuple)):
-        if len(a) + len(b) > MAX_SEQ:
+        if isinstance(a, int) and isinstance(b, int) and _bits(a) + _bits(b) > MAX_INT_BITS:
+            raise DecodeError("non_literal_value", f"a product over {MAX_INT_BITS} bits")
+    if isinstance(op, ast.Add) and isinstance(a, _SEQ) and isinstance(b, _SEQ):
+        if _items(a, MAX_SEQ) + _items(b, MAX_SEQ) > MAX_SEQ:
             raise DecodeError("non_literal_value", f"concatenation over {MAX_SEQ} items")
     if isinstance(op, ast.Mod) and isinstance(a, (str, bytes)):  # %-formatting can build any size
         raise DecodeError("non_literal_value", "string formatting is not computed")
-    if isinstance(op, ast.LShift) and isinstance(b, int) and b > MAX_SHIFT:
-        raise DecodeError("non_literal_value", f"shift over {MAX_SHIFT} bits")
+    if isinstance(op, ast.LShift) and isinstance(b, int):
+        if b > MAX_SHIFT or (isinstance(a, int) and _bits(a) + b > MAX_INT_BITS):
+            raise DecodeError("non_literal_value", f"shift over {MAX_SHIFT} bits or {MAX_INT_BITS} bits in all")
 
 
 def _apply(fn, *xs):

@@ -44,7 +44,8 @@ def test_help_on_every_command():
     (["--ids", "simple_python_99999", "--categories", "simple_python"], ["simple_python_99999"]),
     (["--backend", "tgi"], ["unknown backend 'tgi'"]),
     (["--backend", "openai"], ["--base-url"]),
-    (["--mode", "xml", "--responses", "/nonexistent.jsonl"], ["no such file"]),
+    (["--mode", "xml", "--responses", "/nonexistent.jsonl"], ["unknown mode 'xml'", "auto, prompt, fc"]),
+    (["--responses", "/nonexistent.jsonl"], ["no such file"]),
 ])
 def test_bad_arguments(args, needles):
     one_error_line(looptool("eval", "bfcl", *args), "error:", *needles)

@@ -16,16 +16,15 @@ Text extraction: single-turn files take the list the official extraction finds (
 brackets counted without regard to quotes) under the official decoding, and the first balanced
 top-level ``[...]`` outside quoted strings (:func:`first_list`) under the lenient one and the strict
 scorer; the multi-turn files (compat) remove all whitespace and take the reply as it is (§5.2).
+The bounds of core.decode_bounds (length, nesting, integer size) run before every parser, as for BFCL.
 """
 from __future__ import annotations
 
 import ast
 
 from core import toolcalls
-from core.toolcalls import DecodeError
+from core.decode_bounds import DecodeError, check_length, parse_python
 from evals import leaderboard_ast
-
-MAX_CHARS = 200_000
 
 
 def first_list(text: str) -> str | None:
@@ -33,8 +32,7 @@ def first_list(text: str) -> str | None:
     One linear pass; quotes are tracked from the first opening bracket on, so an apostrophe in prose
     before the list is harmless. When the outermost bracket never closes, the earliest bracket that
     does close is taken."""
-    if len(text) > MAX_CHARS:
-        raise DecodeError("too_long", f"reply is {len(text)} characters")
+    check_length(text)
     start = text.find("[")
     if start == -1:
         return None
@@ -69,8 +67,7 @@ def official_list(text: str) -> str | None:
     the depth back to 0. So a `]` or `[` inside a string value, a stray `]` in prose before the list
     (the depth goes below 0 and never comes back) or an unclosed outer bracket give a broken span or
     None: the reply is invalid, as officially."""
-    if len(text) > MAX_CHARS:
-        raise DecodeError("too_long", f"reply is {len(text)} characters")
+    check_length(text)
     depth, start = 0, None
     for i, ch in enumerate(text):
         if ch == "[":
@@ -84,23 +81,11 @@ def official_list(text: str) -> str | None:
     return None
 
 
-def _parse_expr(text: str) -> ast.AST:
-    if len(text) > MAX_CHARS:
-        raise DecodeError("too_long", f"reply is {len(text)} characters")
-    toolcalls.check_python_bounds(text)
-    try:
-        return ast.parse(text, mode="eval").body
-    except (RecursionError, MemoryError):
-        raise DecodeError("too_deep", "expression nested too deeply") from None
-    except (SyntaxError, ValueError) as e:
-        raise DecodeError("syntax", f"not a Python call list: {e.msg if isinstance(e, SyntaxError) else e}") from None
-
-
 def compat_calls(text: str, decoding: str = "official") -> list[dict]:
     """Upstream-compatible decoding of an (already extracted) call list. DecodeError on failure.
     Values resolve as upstream does (evals.leaderboard_ast); ``**mapping`` is kept as an argument named
     None under the official decoding and refused under the lenient one."""
-    body = _parse_expr(text)
+    body = parse_python(text)
     if not isinstance(body, (ast.List, ast.Tuple, ast.Set)):
         raise DecodeError("not_a_call_list", "the reply is not a list of calls")
     calls = []

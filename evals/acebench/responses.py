@@ -9,7 +9,8 @@ JSONL, one object per line, upstream's result shape:
 
 looptool's own records.jsonl can be rescored too (``raw`` for text, ``state`` for the agent state).
 A multi-turn dialogue is scored as a whole: a turn missing from the file counts as an empty reply.
-Any problem is reported as ``file:line: what is wrong`` before anything is scored.
+Any problem is reported as ``file:line: what is wrong`` before anything is scored. ``--mode auto`` is
+decided line by line (evals.results.reply_mode): a file may mix prompt-mode and fc replies.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from core.records import RecordLog, write_json_atomic
 from evals.acebench import data, fetch
 from evals.acebench.runner import _record, summarize
 from evals.acebench.score import score_agent, score_text
-from evals.results import eval_dir, response_lines
+from evals.results import eval_dir, reply_mode, response_lines
 
 
 def _field(obj: dict, *names):
@@ -41,7 +42,7 @@ def read_responses(path: Path) -> list[tuple[int, str, dict]]:
         try:
             cat = data.category_of_id(sid)
         except UserError:
-            raise InputFileError(path, n, f"unknown ACEBench id {sid!r}") from None
+            raise InputFileError(path, n, f"unknown ACEBench id {sid!r:.80}") from None
         out.append((n, sid, _shape(path, n, sid, cat, obj)))
     if not out:
         raise UserError(f"responses file {path}: no responses in it")
@@ -52,24 +53,18 @@ def _shape(path, n, sid, cat, obj) -> dict:
     if data.kind(cat) == "agent":
         state = _field(obj, "result", "state")
         if not isinstance(state, list) or not all(isinstance(d, dict) for d in state):
-            raise InputFileError(path, n, f"id {sid!r}: agent \"result\" must be the saved state, a list of "
+            raise InputFileError(path, n, f"id {sid!r:.80}: agent \"result\" must be the saved state, a list of "
                                           "{Class: {attribute: value}} objects")
         process = obj.get("process", [])
         if not isinstance(process, list) or not all(isinstance(p, str) for p in process):
-            raise InputFileError(path, n, f"id {sid!r}: \"process\" must be a list of call strings")
+            raise InputFileError(path, n, f"id {sid!r:.80}: \"process\" must be a list of call strings")
         return {"state": state, "process": process}
     text = _field(obj, "result", "raw")
     if text is None:
-        raise InputFileError(path, n, f"id {sid!r}: missing \"result\"")
+        raise InputFileError(path, n, f"id {sid!r:.80}: missing \"result\"")
     if not isinstance(text, str):
-        raise InputFileError(path, n, f"id {sid!r}: \"result\" must be the model's text (a string)")
+        raise InputFileError(path, n, f"id {sid!r:.80}: \"result\" must be the model's text (a string)")
     return {"text": text}
-
-
-def _mode_of(texts: list[str], mode: str) -> str:
-    if mode != "auto":
-        return mode
-    return "fc" if any("<tool_call>" in t for t in texts) else "prompt"
 
 
 def score_file(path: Path, mode: str = "auto", data_dir=None, strict_arg_set: bool = False, store=None,
@@ -84,10 +79,9 @@ def score_file(path: Path, mode: str = "auto", data_dir=None, strict_arg_set: bo
         index.update({e.id: e for e in data.load_category(root, cat)})
     for sid, (n, _) in given.items():
         if sid not in index:
-            raise InputFileError(path, n, f"unknown ACEBench id {sid!r}")
+            raise InputFileError(path, n, f"unknown ACEBench id {sid!r:.80}")
     cats = [c for c in data.CATEGORIES if any(data.category_of_id(s) == c for s in given)]
     entries = data.select(root, cats, ids=list(given))  # multi-turn ids expand to their whole dialogue
-    mode = _mode_of([r["text"] for _, r in given.values() if "text" in r], mode)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
     eid = f"acebench-file-{digest}-{mode}-{decoding}{'-argset' if strict_arg_set else ''}"
     d = eval_dir(eid)
@@ -106,8 +100,8 @@ def score_file(path: Path, mode: str = "auto", data_dir=None, strict_arg_set: bo
                 log.add(_record(e, None, {**res, **score_agent(e, res["state"], res["process"])}))
             else:
                 text = res["text"] if res else ""
-                log.add(_record(e, text, {**score_text(e, text, mode, strict_arg_set, decoding),
-                                          **({} if res else {"missing": True})}))
+                verdict = score_text(e, text, reply_mode(mode, [text]), strict_arg_set, decoding)
+                log.add(_record(e, text, {**verdict, **({} if res else {"missing": True})}))
     finally:
         log.close()
     summary = summarize(eid, config, entries, log.records)

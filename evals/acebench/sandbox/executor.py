@@ -17,6 +17,7 @@ import copy
 import json
 import re
 
+from core.decode_bounds import DecodeError, parse_python
 from evals.leaderboard_ast import arithmetic
 from evals.results import json_safe  # noqa: F401  (re-exported: sandbox results are recorded with it)
 from evals.acebench.sandbox.base import BaseApi
@@ -122,9 +123,9 @@ def parse(text: str, elements: str) -> list[Call]:
         text = text + "]"
     text = text.strip("[]'")
     try:
-        body = ast.parse(text, mode="eval").body
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
-        raise Unparsable(f"not a call list: {e}") from None
+        body = parse_python(text)  # the bounds every decoder of model text runs (core.decode_bounds)
+    except DecodeError as e:
+        raise Unparsable(str(e)) from None
     if isinstance(body, ast.Call):
         nodes = [body]
     elif isinstance(body, (ast.Tuple, ast.List)):
