@@ -254,9 +254,7 @@ class Engine:
             return done
         while True:
             await self.serve_evals()  # on-demand evals run at stage boundaries
-            while self._pause.is_set() and not self._stop.is_set():  # pause between stages too
-                await self.serve_evals()
-                await asyncio.sleep(0.2)
+            await self._wait_while_paused()  # pause between stages too
             if self._stop.is_set():
                 return None
             started = time.time()
@@ -323,6 +321,10 @@ class Engine:
         self._event("fault", {"where": where, "message": message,
                               "hint": "fix the cause (disk space, permissions), then resume"})
         log.warning("run %s paused: %s: %s", self.run_id, where, message)
+        await self._wait_while_paused()
+
+    async def _wait_while_paused(self) -> None:
+        """Until resumed or stopped, serving on-demand evals meanwhile."""
         while self._pause.is_set() and not self._stop.is_set():
             await self.serve_evals()
             await asyncio.sleep(0.2)

@@ -76,7 +76,7 @@ class RecordLog:
 
     def _load(self) -> None:
         data = self.path.read_bytes()
-        end = len(data) if data.endswith(b"\n") else data.rfind(b"\n") + 1  # cut a torn last line
+        end = _complete_end(data)
         for n, line in enumerate(data[:end].splitlines(), 1):
             rec = parse_line(line)
             if rec is None:
@@ -85,7 +85,7 @@ class RecordLog:
                     log.warning("%s:%d: unreadable record skipped; its sample will be done again", self.path, n)
                 continue
             self.records[rec["id"]] = rec
-        if end != len(data):
+        if end != len(data):  # cut a torn last line
             with open(self.path, "r+b") as fh:
                 fh.truncate(end)
 
@@ -143,5 +143,9 @@ def read_records(path: Path) -> list[dict]:
     if not path.exists():
         return []
     data = path.read_bytes()
-    end = len(data) if data.endswith(b"\n") else data.rfind(b"\n") + 1
-    return [rec for line in data[:end].splitlines() if (rec := parse_line(line)) is not None]
+    return [rec for line in data[:_complete_end(data)].splitlines() if (rec := parse_line(line)) is not None]
+
+
+def _complete_end(data: bytes) -> int:
+    """Where the last complete (newline-terminated) line of `data` ends: what follows is a torn write."""
+    return len(data) if data.endswith(b"\n") else data.rfind(b"\n") + 1
