@@ -35,6 +35,13 @@ def _device(value: str) -> str:
     return value
 
 
+def _server_root_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^/\s]+/?", value):
+        raise ValueError(f"{value!r:.60} is not a server's root URL: give http://HOST:PORT, no path (trl "
+                         "adds /health and its other routes itself, so no /v1)")
+    return value.rstrip("/")
+
+
 class RunSection(_Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
                       description="names the run directory (with a timestamp)")
@@ -93,10 +100,52 @@ class TrainSection(_Strict):
     save_every_s: float = Field(300.0, ge=0, description="checkpoint at least this often; 0 = every step")
     launcher: Literal["inprocess", "accelerate"] = "inprocess"
     accelerate_config: str | None = None  # FSDP / DeepSpeed ZeRO-3 config shipped with the paper preset
-    use_vllm: bool = False  # trl's vLLM rollouts (GPU)
+    # trl's vLLM rollouts for GRPO (CUDA GPUs and the gpu extra); core/stages/train_vllm.py turns these
+    # into GRPOConfig's vllm_* fields and runs the server of server mode
+    use_vllm: bool = Field(False, description="GRPO rollouts through vLLM instead of model.generate")
+    vllm_mode: Literal["colocate", "server"] = Field("colocate", description="colocate: vLLM runs inside "
+                                                     "every training process, on the training GPUs; server: "
+                                                     "a separate `trl vllm-serve` on GPUs of its own")
+    vllm_gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="share of each GPU's "
+                                                      "memory vLLM takes: the training GPUs' (colocate, next "
+                                                      "to the policy's ZeRO-3 shards) or the server's GPUs' "
+                                                      "(server); None = trl's defaults, 0.3 and 0.9")
+    vllm_tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs per vLLM engine: colocate, "
+                                           "a group of training processes (must divide their number); "
+                                           "server, the server's GPUs (= len(vllm_server_gpus))")
+    vllm_enable_sleep_mode: bool = Field(False, description="colocate: vLLM hands its weights and KV "
+                                         "cache back during the optimizer step (memory, at some latency)")
+    vllm_server_gpus: list[Annotated[int, Field(ge=0, le=1023)]] = Field(
+        default_factory=list, description="server mode: the GPUs (numbered as this process sees them) the "
+        "engine starts `trl vllm-serve` on, for the stage; training runs on the other GPUs")
+    vllm_server_url: Annotated[str, AfterValidator(_server_root_url)] | None = Field(None, description="server mode: a "
+                                        "running `trl vllm-serve` (http://HOST:PORT, no path: trl adds "
+                                        "/health and its other routes) instead of one the engine starts")
+    vllm_server_port: int = Field(8000, ge=1, le=65535, description="the port of the server the engine starts")
+    vllm_server_timeout_s: float = Field(900.0, gt=0, description="how long a server may take to become "
+                                         "healthy (loading an 8B model, compiling its CUDA graphs)")
 
     def method_for(self, iteration: int) -> str:
         return self.methods[min(iteration, len(self.methods)) - 1]
+
+    @model_validator(mode="after")
+    def _vllm_server(self):
+        if self.vllm_mode != "server":
+            return self
+        gpus, url = self.vllm_server_gpus, self.vllm_server_url
+        if not gpus and not url:
+            raise ValueError("vllm_mode = 'server' needs vllm_server_gpus (the GPUs the engine starts trl "
+                             "vllm-serve on) or vllm_server_url (a server already running)")
+        if gpus and url:
+            raise ValueError("vllm_server_gpus starts a server and vllm_server_url names a running one: "
+                             "give one of them")
+        if len(set(gpus)) != len(gpus):
+            raise ValueError(f"vllm_server_gpus: {gpus} names a GPU twice")
+        if gpus and len(gpus) != self.vllm_tensor_parallel_size:
+            raise ValueError(f"vllm_server_gpus names {len(gpus)} GPUs but vllm_tensor_parallel_size = "
+                             f"{self.vllm_tensor_parallel_size}: the server runs one engine over all of its "
+                             "GPUs (trl vllm-serve's data parallelism is not for dense models), so make them equal")
+        return self
 
 
 class ProbeSection(_Strict):
@@ -108,10 +157,74 @@ class ProbeSection(_Strict):
     hppl_rule: Literal["top_ppl_fill", "none"] = "top_ppl_fill"
 
 
+# A served model's command (`serve = true`): vllm's OpenAI-compatible server on the host and port of
+# base_url, one tensor-parallel rank per GPU it is given. core/servers.py fills in the placeholders.
+DEFAULT_SERVE_COMMAND = ("vllm", "serve", "{model}", "--host", "{host}", "--port", "{port}",
+                         "--tensor-parallel-size", "{gpu_count}")
+SERVE_PLACEHOLDERS = frozenset({"model", "host", "port", "gpu_count"})
+DEFAULT_SERVE_URL = "http://127.0.0.1:8001/v1"
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _serve_command(argv: list[str]) -> list[str]:
+    import string
+
+    for arg in argv:
+        try:
+            names = {field for _, field, _, _ in string.Formatter().parse(arg) if field is not None}
+        except ValueError as e:  # a lone { or }
+            raise ValueError(f"{arg!r:.60}: {e} (write {{{{ and }}}} for literal braces)") from None
+        if unknown := names - SERVE_PLACEHOLDERS:
+            raise ValueError(f"{arg!r:.60}: unknown placeholder {{{sorted(unknown)[0]}}}; use "
+                             f"{', '.join('{' + n + '}' for n in sorted(SERVE_PLACEHOLDERS))}")
+    return argv
+
+
+def _distinct(gpus: list[int]) -> list[int]:
+    if len(set(gpus)) != len(gpus):
+        raise ValueError("a GPU is named twice")
+    return gpus
+
+
 class LLMRef(_Strict):
+    """A judge or generator model ([judge.llm], [expand.llm]). With `serve = true` the engine runs its
+    server itself (core/servers.py): started for the stages that use it, shared by those that name the
+    same server, stopped before the policy's stages need the GPUs."""
     model: str
     backend: Literal["hf", "vllm", "openai"] = "openai"
     base_url: str | None = None
+    serve: bool = Field(False, description="the engine starts serve_command for the stages that use this "
+                        "model and stops it before train, eval and probe; needs backend = 'openai' and a "
+                        f"local base_url (default {DEFAULT_SERVE_URL})")
+    serve_command: Annotated[list[str], AfterValidator(_serve_command)] = Field(
+        default_factory=lambda: list(DEFAULT_SERVE_COMMAND), min_length=1,
+        description="the server's argv; {model}, {host} and {port} (of base_url) and {gpu_count} "
+                    "(len(serve_gpus), 1 without) are filled in")
+    serve_gpus: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1), AfterValidator(_distinct)] \
+        | None = Field(None, description="the server's CUDA_VISIBLE_DEVICES; None = the core's own")
+    serve_timeout_s: float = Field(900.0, gt=0, le=86400, description="how long the server may take to "
+                                   "answer its health check (vllm loading a 32B model takes minutes)")
+
+    @model_validator(mode="after")
+    def _served(self):
+        if not self.serve:
+            return self
+        if self.backend != "openai":
+            raise ValueError(f"serve = true needs backend = 'openai' (the stages reach the server over "
+                             f"HTTP), not {self.backend!r}")
+        if self.base_url is None:
+            self.base_url = DEFAULT_SERVE_URL
+        from urllib.parse import urlsplit
+
+        try:
+            url = urlsplit(self.base_url)
+            port = url.port
+        except ValueError as e:
+            raise ValueError(f"base_url: {e}") from None
+        if url.scheme != "http" or url.hostname not in _LOCAL_HOSTS or not port:
+            raise ValueError(f"base_url: {self.base_url!r:.80}: a served model needs http://HOST:PORT "
+                             f"with HOST one of this machine's ({', '.join(sorted(_LOCAL_HOSTS))})")
+        return self
 
 
 class JudgeSection(_Strict):

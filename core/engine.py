@@ -10,7 +10,9 @@ D_{j+1}, and there is none after the last one (on the cpu-demo they cost ~4.5 mi
 Each stage runs in a spawned worker process (core/worker.py), so its model is freed when it ends. A
 stage that finished wrote a `<stage>.done` marker and is skipped on resume; a stage that was killed
 picks up from its own incremental output. Pause/stop are Events the workers check between batches and
-optimizer steps (training saves a checkpoint before it pauses or stops).
+optimizer steps (training saves a checkpoint before it pauses or stops). A judge or generator model
+with `serve = true` has its server started before the stages that use it and stopped before those that
+load the policy and when the run ends (core/servers.py); one that does not start pauses the run.
 
 Everything an operator sees -- state, progress, throughput, events -- goes through `subscribe()`;
 the headless `looptool core` prints it and core/daemon.py puts it on the bus.
@@ -32,6 +34,7 @@ from core import paths
 from core.config import RunConfig
 from core.errors import fixable
 from core.records import write_json_atomic
+from core.servers import ServerFailed, Servers
 from core.stages.base import is_done
 from core.store_format import iteration_doc
 from core.worker import run_stage
@@ -97,6 +100,7 @@ class Engine:
                       "paused": False, "progress": None, "seq": 0, "ts": time.time()}
         self._evals: collections.deque = collections.deque()  # on-demand eval requests (request_eval)
         self._serving = False
+        self.servers = Servers(cfg, self.run_dir, self._event)  # the judge's and generator's, if served
         from core.eval_job import run_eval_job
 
         self.eval_job_target = run_eval_job  # the spawned process entry of an on-demand eval
@@ -225,6 +229,7 @@ class Engine:
         """Run (or resume) to the end. Returns the final state: finished | stopped | failed."""
         self._set(state="paused" if self._pause.is_set() else "running")
         await self._record_run("running")
+        await self.servers.end_leftovers()  # a killed core's
         try:
             if await self._stage("seed", 1, marker_dir=self.run_dir) is None:
                 return await self._finish("stopped")
@@ -242,6 +247,8 @@ class Engine:
         except StageFailed as e:
             self._event("error", {"stage": e.stage, "iteration": e.iteration, "traceback": e.tb})
             return await self._finish("failed")
+        finally:  # _finish stopped it already, unless an exception ends the run
+            await self.servers.stop("the core is exiting")
 
     async def _stage(self, stage: str, iteration: int, marker_dir: Path | None = None) -> dict | None:
         """Run one stage in a worker process: its stats (those of its done marker when it had finished
@@ -256,6 +263,10 @@ class Engine:
             await self.serve_evals()  # on-demand evals run at stage boundaries
             await self._wait_while_paused()  # pause between stages too
             if self._stop.is_set():
+                return None
+            if not await self._servers_ready(stage, iteration):
+                continue  # a server that did not start paused the run: resume tries again
+            if self._stop.is_set():  # stopped while a server started
                 return None
             started = time.time()
             kind, data = await self._run_worker(stage, iteration)
@@ -272,6 +283,24 @@ class Engine:
         if stage == "eval":
             await self._store_eval_summaries(data)
         return data
+
+    async def _servers_ready(self, stage: str, iteration: int) -> bool:
+        """The served judge or generator model `stage` uses started (or the running one reused), or before a
+        stage that loads the policy, the running one stopped (core/servers.py). False when one did not
+        start: the run is paused with a fault that names the server's log."""
+        try:
+            await self.servers.before_stage(stage, iteration, self._stop)
+        except ServerFailed as e:
+            await self._fault(f"{e.key}'s server for stage {stage} (iteration {iteration})", str(e),
+                              hint=f"read {e.log_path}, fix the cause (the GPUs it was given, the model, "
+                                   f"{e.key}.serve_command), then resume")
+            return False
+        except OSError as e:  # its log's folder: a full disk or a permission
+            if not fixable(e):
+                raise
+            await self._fault(f"starting the server for stage {stage} (iteration {iteration})", str(e))
+            return False
+        return True
 
     async def _run_worker(self, stage: str, iteration: int) -> tuple[str, object]:
         """The stage in its spawned worker; its outcome: (done, stats) | (stopped, None) | (failed,
@@ -314,12 +343,12 @@ class Engine:
 
     # -- faults the operator can fix ----------------------------------------------------------
 
-    async def _fault(self, where: str, message: str) -> None:
+    async def _fault(self, where: str, message: str,
+                     hint: str = "fix the cause (disk space, permissions), then resume") -> None:
         """Pause the run because of `message` (at `where`) and wait for resume (or stop)."""
         self._pause.set()
         self._set(paused=True, state="paused")
-        self._event("fault", {"where": where, "message": message,
-                              "hint": "fix the cause (disk space, permissions), then resume"})
+        self._event("fault", {"where": where, "message": message, "hint": hint})
         log.warning("run %s paused: %s: %s", self.run_id, where, message)
         await self._wait_while_paused()
 
@@ -361,6 +390,7 @@ class Engine:
             fn(kind, data)
 
     async def _finish(self, final: str) -> str:
+        await self.servers.stop(f"the run {final}")
         self._set(state=final, stage=None)
         await self._record_run(final)
         self._event("run_" + final, {})

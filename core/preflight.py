@@ -13,12 +13,18 @@ seeding and model loading, fails here instead, leaving no run behind.
                 sample (core.seeds.pool.file_seeds; bad rows are counted, not fatal);
     benchmarks  every registered benchmark's check of its settings (core.benchmarks.check_config:
                 categories, ACEBench's data folder);
-    training    train.accelerate_config, when train.launcher = "accelerate".
+    training    train.accelerate_config, when train.launcher = "accelerate";
+    rollouts    train.use_vllm (GRPO): CUDA GPUs, vllm installed, the server's GPUs exist and leave some
+                for training, colocate's tensor parallel size divides the training processes;
+    servers     each judge or generator model the engine serves itself (serve = true, core/servers.py):
+                its program is installed (the default command's vllm) and the GPUs it is given exist.
 
 Hub datasets (seeds.source = "hub") and openai endpoints are not contacted: they are reached only by the
 stage that uses them.
 """
 from __future__ import annotations
+
+import importlib.util
 
 from core import models
 from core.config import RunConfig
@@ -29,7 +35,8 @@ def check_run(cfg: RunConfig, where: str) -> list[str]:
     """Raise UserError at the first problem (`where` names the config); else one line per check, for
     `config check` to print."""
     try:
-        notes = [_check_device(cfg.model.device)]
+        notes = _check_vllm_rollouts(cfg)  # first: its lines say how the run generates, GPU or not
+        notes.append(_check_device(cfg.model.device))
         for key, name in _local_models(cfg):
             notes.append(f"{key}: {_check_model(name, key)}")
         from core.benchmarks import check_config, registry
@@ -40,9 +47,96 @@ def check_run(cfg: RunConfig, where: str) -> list[str]:
             from core.stages.train_launch import accelerate_config_path
 
             notes.append(f"train.accelerate_config: {accelerate_config_path(cfg.train.accelerate_config)}")
+        notes += _check_servers(cfg)
     except UserError as e:
         raise UserError(f"{where}: {e}") from None
     return notes + _check_seeds(cfg)  # last, the slowest; its errors name their own file
+
+
+def _check_servers(cfg: RunConfig) -> list[str]:
+    """One note per served judge or generator model; UserError when it cannot start on this machine."""
+    import shlex
+
+    from core.servers import find_program, served
+
+    notes = []
+    for spec, stages in served(cfg):
+        program = spec.argv[0]
+        if find_program(program) is None:
+            if program == "vllm":
+                raise UserError(f"{spec.key}.serve: its server is `vllm serve` (serve_command), and vllm is not "
+                                "installed here: install the gpu extra (pip install 'looptool[gpu]'), or set "
+                                f"{spec.key}.serve_command, or serve = false and start the server yourself")
+            raise UserError(f"{spec.key}.serve_command: {program!r} is not a program on this machine")
+        gpus = ""
+        if spec.gpus:
+            import torch
+
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if (top := max(spec.gpus)) >= count:
+                have = f"{count} CUDA device{'s' if count != 1 else ''}" if count else "no CUDA device"
+                raise UserError(f"{spec.key}.serve_gpus: GPU {top}: this machine has {have}")
+            gpus = f" on GPUs {','.join(map(str, spec.gpus))}"
+        notes.append(f"{spec.key}.serve: the engine runs `{shlex.join(spec.argv)}`{gpus} for "
+                     f"{', '.join(stages)} at {spec.base_url}, and stops it before train, eval and probe")
+    return notes
+
+
+def _check_vllm_rollouts(cfg: RunConfig) -> list[str]:
+    """train.use_vllm on this machine: one note on how rollouts run; UserError naming the key and the mode
+    when they cannot (core/stages/train_vllm.py)."""
+    from core.stages import train_vllm
+
+    tcfg = cfg.train
+    if not tcfg.use_vllm:
+        return []
+    if not train_vllm.needs_vllm(tcfg):
+        return [f"train.use_vllm: unused, train.methods = {tcfg.methods} has no GRPO"]
+    processes = _training_processes(cfg)
+    mode = train_vllm.describe(tcfg, processes)
+    if cfg.model.device == "cpu":
+        raise UserError(f"train.use_vllm: {mode}: vLLM rollouts run on CUDA GPUs, and model.device = 'cpu' "
+                        "(set use_vllm = false to generate with model.generate)")
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not count:
+        raise UserError(f"train.use_vllm: {mode}: vLLM rollouts run on CUDA GPUs, and this machine has none "
+                        "(set use_vllm = false to generate with model.generate)")
+    if tcfg.vllm_mode == "server" and tcfg.vllm_server_gpus:
+        _, training = train_vllm.split_gpus(tcfg.vllm_server_gpus, train_vllm.visible_gpus())
+        processes = len(training) if tcfg.launcher == "accelerate" else 1
+        mode = train_vllm.describe(tcfg, processes)
+    if tcfg.vllm_mode == "colocate" and processes % tcfg.vllm_tensor_parallel_size:
+        raise UserError(f"train.vllm_tensor_parallel_size: {mode}: colocated engines span groups of "
+                        f"{tcfg.vllm_tensor_parallel_size} training processes, which must divide the "
+                        f"{processes} there are ({_processes_source(cfg)})")
+    if importlib.util.find_spec("vllm") is None:
+        raise UserError(f"train.use_vllm: {mode}: vllm is not installed here: install the gpu extra "
+                        "(pip install 'looptool[gpu]')")
+    return [f"train.use_vllm: {mode}"]
+
+
+def _training_processes(cfg: RunConfig) -> int:
+    """How many processes train: 1 in process, else the accelerate config's num_processes."""
+    if cfg.train.launcher != "accelerate":
+        return 1
+    import yaml
+
+    from core.stages.train_launch import accelerate_config_path
+
+    path = accelerate_config_path(cfg.train.accelerate_config)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise UserError(f"train.accelerate_config: {path}: {' '.join(str(e).split())}") from None
+    count = data.get("num_processes", 1) if isinstance(data, dict) else 1
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
+
+
+def _processes_source(cfg: RunConfig) -> str:
+    return ("num_processes of train.accelerate_config" if cfg.train.launcher == "accelerate"
+            else "train.launcher = 'inprocess' trains in one process")
 
 
 def _local_models(cfg: RunConfig) -> list[tuple[str, str]]:

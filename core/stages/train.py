@@ -18,6 +18,8 @@
   process loses at most that much work; a rerun resumes from the newest complete checkpoint.
 * launcher = "accelerate": `run` starts `accelerate launch ... -m core.stages.train_entry` (see
   core/stages/train_launch.py) and relays pause/stop and telemetry through files.
+* train.use_vllm: GRPO's rollouts through trl's vLLM integration, colocated or on a server that `run`
+  starts for the stage (core/stages/train_vllm.py).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from core.schema import Sample, load_samples
 from core.stages.base import StageContext, is_done, mark_done
 from core.stages.train_callback import LoopCallback, latest_checkpoint
 from core.stages.train_launch import LAUNCHED_ENV, accelerate_command, run_launched  # noqa: F401
+from core.stages.train_vllm import SERVER_URL_ENV, grpo_vllm_kwargs, rollout_server
 
 CKPT_DIR = "train-ckpt"
 POLICY_DIR = "policy"
@@ -47,9 +50,13 @@ def run(ctx: StageContext, dataset: list[Sample] | None = None) -> dict:
         return done
     if dataset is None:
         dataset = load_samples(ctx.iter_dir / "dataset.jsonl")
-    if ctx.cfg.train.launcher == "accelerate" and not os.environ.get(LAUNCHED_ENV):
-        return run_launched(ctx, dataset)
-    return train_inprocess(ctx, dataset)
+    if os.environ.get(LAUNCHED_ENV):  # one rank of an accelerate job; the stage that launched it runs any server
+        return train_inprocess(ctx, dataset)
+    with rollout_server(ctx) as rollouts:  # server mode's vLLM server, for this stage (core.stages.train_vllm)
+        if ctx.cfg.train.launcher == "accelerate":
+            gpus = rollouts.training_gpus  # the server's GPUs are hidden: one process per GPU left
+            return run_launched(ctx, dataset, accelerate_command(ctx, num_processes=len(gpus)) if gpus else None)
+        return train_inprocess(ctx, dataset)
 
 
 # -- in-process training ----------------------------------------------------------------------------
@@ -174,7 +181,8 @@ def training_args(ctx: StageContext, method: str, n_rows: int, output_dir: Path)
         top_p=1.0, top_k=0, beta=tcfg.beta, epsilon=tcfg.clip_low, epsilon_high=tcfg.clip_high,
         loss_type="dapo",  # token-mean over the whole step's tokens, verl's default aggregation
         scale_rewards="group", num_iterations=1, mask_truncated_completions=False,
-        use_vllm=tcfg.use_vllm, remove_unused_columns=False, log_completions=False,
+        remove_unused_columns=False, log_completions=False,
+        **grpo_vllm_kwargs(tcfg, os.environ.get(SERVER_URL_ENV)),
     )
 
 
