@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from core.backends.base import PREFIX_CACHE_MB
 from core.errors import UserError
 from core.user_input import key_path, read_text
 
@@ -58,6 +59,15 @@ class ModelSection(_Strict):
     device: Annotated[str, AfterValidator(_device)] = Field("auto", description="auto | cpu | cuda | cuda:N "
                                                              "(core.backends.hf)")
     base_url: str | None = None  # openai backend
+    # the vllm backend's engine (probe and eval on vllm; core/backends/vllm.py engine_kwargs)
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm backend: GPUs one engine spans")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm backend: share of each "
+                                          "GPU's memory the engine takes (weights, activations, KV cache)")
+    max_model_len: int | None = Field(None, ge=256, description="vllm backend: context length of the engine "
+                                      "(None: the model's own; a shorter one leaves more KV-cache room)")
+    prefix_cache_mb: int = Field(PREFIX_CACHE_MB, ge=0, le=2**20, description="hf backend: MiB of earlier "
+                                 "sequences' keys and values kept for reuse (multi-turn history, shared system prompts; "
+                                     "core/backends/hf_prefix.py); 0 turns reuse off")
 
 
 class SeedsSection(_Strict):

@@ -28,8 +28,12 @@ def for_run(cfg, weights) -> Backend:
     """The run's backend (cfg.model) on `weights` (core.weights.Weights), with the options every loop
     stage and the loop's evaluations use: the one place a run config becomes backend options."""
     model_cfg = cfg.model
-    options = {"hf": {"device": model_cfg.device, "batch_size": cfg.probe.batch_size},
-               "vllm": {"enable_lora": weights.adapter is not None},
+    options = {"hf": {"device": model_cfg.device, "batch_size": cfg.probe.batch_size,
+                      "prefix_cache_mb": model_cfg.prefix_cache_mb},
+               "vllm": {"enable_lora": weights.adapter is not None, "max_lora_rank": cfg.train.lora_r,
+                        "tensor_parallel_size": model_cfg.tensor_parallel_size,
+                        "gpu_memory_utilization": model_cfg.gpu_memory_utilization,
+                        "max_model_len": model_cfg.max_model_len},
                "openai": {"base_url": model_cfg.base_url}}[model_cfg.backend]
     return load_backend(model_cfg.backend, weights.model, **options)
 

@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 
+# hf backend: memory for earlier sequences' keys/values kept for reuse (core/backends/hf_prefix.py). 4 GiB
+# hold 180k tokens of SmolLM2-135M in bf16 (23 KiB a token), 90k in fp32: 8 multi-turn lanes of 10k tokens
+PREFIX_CACHE_MB = 4096
+
+
 @dataclass(frozen=True)
 class GenParams:
     max_new_tokens: int = 256

@@ -16,7 +16,8 @@ import os
 
 import torch
 
-from core.backends.base import GenParams, Generation
+from core.backends.base import PREFIX_CACHE_MB, GenParams, Generation
+from core.backends.hf_prefix import MIN_SHARED, Hit, PrefixCache, batched_past, row_layers, shared_openings
 from core.errors import UserError
 
 _DTYPES = {
@@ -50,6 +51,14 @@ def _pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
         raise ValueError(f"unknown dtype {dtype!r}: choose auto or one of {', '.join(_DTYPES)}") from None
 
 
+def _kv_bytes_per_token(model) -> int:
+    """Bytes of keys and values one token takes in `model`'s cache (all layers)."""
+    cfg = model.config.get_text_config()
+    heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return max(1, cfg.num_hidden_layers * 2 * heads * head_dim * model.dtype.itemsize)
+
+
 def adapter_dir(adapter: str) -> str:
     """The real path of a LoRA adapter directory, or UserError when it is not one."""
     path = os.path.realpath(os.path.expanduser(adapter))
@@ -64,15 +73,19 @@ class HFBackend:
     `device`: auto (cuda when available, else cpu) | cpu | cuda | cuda:N. `dtype`: auto (bfloat16 on a
     CPU with native bf16, else float32; bfloat16/float16 on CUDA) | float32 | bfloat16 | float16. `batch_size`: prompts per padded
     batch. `threads`: torch CPU threads (a process-wide setting; None leaves torch's default).
+    `prefix_cache_mb`: MiB of earlier sequences' keys/values kept for reuse (core/backends/hf_prefix.py;
+    0 turns reuse off).
 
     Attributes: ``model_obj`` (the torch model, a peft ``PeftModel`` once an adapter was loaded),
-    ``tokenizer``, ``tokens_generated`` (running total of generated tokens, for throughput).
+    ``tokenizer``, ``tokens_generated`` (running total of generated tokens, for throughput),
+    ``tokens_prefilled`` (prompt tokens encoded, shared openings included), ``tokens_reused`` (prompt
+    tokens served from the prefix cache).
     """
 
     name = "hf"
 
     def __init__(self, model: str, device: str = "auto", dtype: str = "auto", batch_size: int = 8,
-                 threads: int | None = None):
+                 threads: int | None = None, prefix_cache_mb: int = PREFIX_CACHE_MB):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if threads:
@@ -82,6 +95,8 @@ class HFBackend:
         self.dtype = _pick_dtype(dtype, self.device)
         self.batch_size = max(1, int(batch_size))
         self.tokens_generated = 0
+        self.tokens_prefilled = 0
+        self.tokens_reused = 0
         tok = AutoTokenizer.from_pretrained(model)
         tok.padding_side = "left"
         if tok.pad_token is None:
@@ -97,6 +112,7 @@ class HFBackend:
             eos.append(tok.eos_token_id)
         self._eos_ids = set(eos)
         self._pad_id = tok.pad_token_id
+        self.prefix = PrefixCache(prefix_cache_mb * 2**20 // _kv_bytes_per_token(self.model_obj))
 
     @property
     def tokenizer(self):
@@ -110,14 +126,23 @@ class HFBackend:
         if not prompts:
             return []
         encoded = self._tokenizer(list(prompts))["input_ids"]
-        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+        key = adapter_dir(adapter) if adapter is not None else None
         results: list[Generation | None] = [None] * len(prompts)
         if params.seed is not None:
             torch.manual_seed(params.seed)
         with self._adapter(adapter), torch.inference_mode():
+            if self.prefix.enabled:
+                for opening in shared_openings(encoded):
+                    self._encode_opening(opening, key)
+            hits = [self.prefix.lookup(ids, key) for ids in encoded]
+            # batch by what is left to encode, so rows of a batch pad little
+            order = sorted(range(len(prompts)), key=lambda i: (len(encoded[i]) - hits[i].n, len(encoded[i])))
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
-                for i, gen in zip(idx, self._generate_batch([encoded[i] for i in idx], params)):
+                # looked up again: an earlier batch of this call may have stored a longer prefix
+                batch_hits = [self.prefix.lookup(encoded[i], key) for i in idx]
+                gens = self._generate_batch([encoded[i] for i in idx], batch_hits, params, key)
+                for i, gen in zip(idx, gens):
                     results[i] = gen
         self.tokens_generated += sum(g.num_tokens for g in results)
         return results
@@ -126,6 +151,7 @@ class HFBackend:
         """Free the model (and its adapters); the backend is unusable afterwards."""
         self.model_obj = None
         self._adapters.clear()
+        self.prefix.clear()
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -155,19 +181,24 @@ class HFBackend:
 
     # -- one padded batch ---------------------------------------------------------------------
 
-    def _generate_batch(self, batch: list[list[int]], params: GenParams) -> list[Generation]:
-        width = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), width), self._pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, ids in enumerate(batch):
-            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            attention[row, width - len(ids):] = 1
+    def _generate_batch(self, batch: list[list[int]], hits: list[Hit], params: GenParams,
+                        adapter: str | None) -> list[Generation]:
+        """One padded batch; rows with a `hit` encode only what follows their cached prefix."""
+        suffixes = [ids[h.n:] for ids, h in zip(batch, hits)]
+        input_ids, attention, past = batched_past(hits, suffixes, self._pad_id)
+        width = input_ids.shape[1]
+        self.tokens_prefilled += sum(map(len, suffixes))
+        self.tokens_reused += sum(h.n for h in hits)
         kwargs = dict(
             input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
             max_new_tokens=params.max_new_tokens, do_sample=not params.greedy,
             pad_token_id=self._pad_id, eos_token_id=sorted(self._eos_ids),
             return_dict_in_generate=True, output_logits=params.logprobs,
         )
+        if past is not None:
+            from transformers import DynamicCache
+
+            kwargs["cache"] = DynamicCache(ddp_cache_data=past, config=self.model_obj.config)
         if params.greedy:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         else:  # top_k=0 disables transformers' default top-k, like vllm (top_k=-1)
@@ -175,10 +206,42 @@ class HFBackend:
         out = self._run_generate(kwargs, params.stop)
         new = out.sequences[:, width:].tolist()
         logprobs = self._chosen_logprobs(out.logits, out.sequences[:, width:]) if params.logprobs else None
+        if self.prefix.enabled:
+            self._keep(out, batch, attention, new, adapter)
         return [
             self._finish(new[row], None if logprobs is None else logprobs[row], len(ids), params)
             for row, ids in enumerate(batch)
         ]
+
+    def _encode_opening(self, ids: list[int], adapter: str | None) -> None:
+        """Encode an opening several prompts of this call share (entries of one category: the system
+        prompt and its tool docs) once, and keep it, unless the cache already holds most of it."""
+        from transformers import DynamicCache
+
+        hit = self.prefix.lookup(ids + [-1], adapter)  # the sentinel lets the whole opening match
+        if len(ids) - hit.n < MIN_SHARED:
+            return
+        input_ids, attention, past = batched_past([hit], [ids[hit.n:]], self._pad_id)
+        cache = DynamicCache(ddp_cache_data=past, config=self.model_obj.config) if past else \
+            DynamicCache(config=self.model_obj.config)
+        self.model_obj(input_ids=input_ids[:, hit.n:].to(self.device), attention_mask=attention.to(self.device),
+                       cache=cache, use_cache=True, logits_to_keep=1)
+        self.tokens_prefilled += len(ids) - hit.n
+        self.prefix.store(ids, row_layers(cache, 0, torch.arange(len(ids), device=self.device)), adapter)
+
+    def _keep(self, out, batch: list[list[int]], attention: torch.Tensor, new: list[list[int]],
+              adapter: str | None) -> None:
+        """Store each row's prompt and reply (through its eos; pads after it dropped) in the prefix cache.
+        The reply's last token has no keys/values yet: generation stopped before encoding it."""
+        past = out.cache
+        width = attention.shape[1]
+        encoded = past.get_seq_length() - width  # generated tokens whose keys/values exist
+        for row, ids in enumerate(batch):
+            tokens = new[row]
+            cut = next((k + 1 for k, t in enumerate(tokens) if t in self._eos_ids), len(tokens))
+            n = min(cut, encoded)
+            columns = torch.cat([attention[row].nonzero().squeeze(1), torch.arange(width, width + n)])
+            self.prefix.store(ids + tokens[:n], row_layers(past, row, columns.to(self.device)), adapter)
 
     def _run_generate(self, kwargs: dict, stop: tuple[str, ...]):
         if stop and self._stop_strings_ok:
