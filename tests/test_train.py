@@ -100,6 +100,12 @@ def test_accelerate_configs_are_well_formed(tmp_path):
         parsed = load_config_from_file(str(path))  # accelerate's own loader accepts it
         assert parsed.distributed_type.value == kind and parsed.num_processes == 8
     assert yaml.safe_load((path.parent / "zero3.yaml").read_text())["deepspeed_config"]["zero_stage"] == 3
+    # cpu2: MULTI_GPU is what makes accelerate start the ranks through torchrun (MULTI_CPU is one process
+    # without mpirun); the ranks run on the CPU with gloo (tests/test_train_accelerate.py runs it)
+    cpu2 = yaml.safe_load((path.parent / "cpu2.yaml").read_text())
+    assert cpu2["distributed_type"] == "MULTI_GPU" and cpu2["use_cpu"] is True and cpu2["num_processes"] == 2
+    assert cpu2["mixed_precision"] == "no" and cpu2["num_machines"] == 1
+    assert load_config_from_file(str(path.parent / "cpu2.yaml")).num_processes == 2
 
     cfg = config_mod.load("qwen3-8b-paper")
     ctx = make_ctx(tmp_path, cfg, "/base-model")  # only named in the launch context, never loaded here
@@ -108,9 +114,15 @@ def test_accelerate_configs_are_well_formed(tmp_path):
     assert cmd[cmd.index("--config_file") + 1].endswith("core/presets/accelerate/zero3.yaml")
     assert cmd[cmd.index("-m") + 1] == "core.stages.train_entry"
     assert cmd[-2:] == ["--context", str(ctx.iter_dir / LAUNCH_DIR / "context.json")]
+    port = int(cmd[cmd.index("--main_process_port") + 1])  # a free one per launch, not accelerate's 29500
+    assert 0 < port < 65536
     cfg.train.accelerate_config = "fsdp"
     assert accelerate_command(ctx)[3].endswith("fsdp.yaml")
     assert accelerate_command(ctx, num_processes=2)[4:6] == ["--num_processes", "2"]
+    pinned = tmp_path / "pinned.yaml"  # a config that names its port (several machines must agree on it)
+    pinned.write_text("distributed_type: MULTI_GPU\nnum_machines: 2\nmain_process_port: 29400\n")
+    cfg.train.accelerate_config = str(pinned)
+    assert "--main_process_port" not in accelerate_command(ctx)
     cfg.train.accelerate_config = "nope"
     with pytest.raises(Exception, match="accelerate_config"):
         accelerate_command(ctx)

@@ -63,6 +63,7 @@ def run(ctx: StageContext, dataset: list[Sample] | None = None) -> dict:
 
 def train_inprocess(ctx: StageContext, dataset: list[Sample]) -> dict:
     import torch
+    import transformers
     from transformers import AutoTokenizer
 
     t0 = time.monotonic()
@@ -74,7 +75,8 @@ def train_inprocess(ctx: StageContext, dataset: list[Sample]) -> dict:
     if not dataset:
         raise UserError(f"iteration {ctx.iteration}: the training set is empty")
     if ctx.cfg.run.threads and not torch.cuda.is_available():
-        torch.set_num_threads(ctx.cfg.run.threads)
+        # run.threads is the machine's share for training: launched ranks on one machine split it
+        torch.set_num_threads(max(1, ctx.cfg.run.threads // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
     tokenizer = AutoTokenizer.from_pretrained(ctx.model_path)
     if tokenizer.pad_token is None:
@@ -87,6 +89,8 @@ def train_inprocess(ctx: StageContext, dataset: list[Sample]) -> dict:
     ckpt_root = ctx.iter_dir / CKPT_DIR
     resume = latest_checkpoint(ckpt_root)
     args = training_args(ctx, method, len(rows), ckpt_root)  # before the model: ZeRO-3 init needs it
+    # the Trainer seeds only once it is built; a fresh LoRA adapter's A matrices are drawn before that
+    transformers.set_seed(args.seed)
     model = load_model(ctx, args)
     callback = LoopCallback(ctx, save_every_s=tcfg.save_every_s)
     if method == "sft":
@@ -159,6 +163,7 @@ def training_args(ctx: StageContext, method: str, n_rows: int, output_dir: Path)
         report_to="none", disable_tqdm=True, seed=ctx.cfg.run.seed + ctx.iteration,
         use_cpu=on_cpu, bf16=bf16, dataloader_num_workers=0,
         activation_checkpointing=not on_cpu,  # GPU memory for 8B models; pointless for 135M on CPU
+        ddp_find_unused_parameters=False,  # every trainable weight is used (LoRA all-linear, or all of them)
     )
     if method == "sft":
         from trl import SFTConfig

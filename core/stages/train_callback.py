@@ -50,6 +50,10 @@ def curve_point(logs: dict, state) -> dict:
         value = logs.get(logged)
         if value is not None and math.isfinite(float(value)):  # NaN / inf would make the file invalid JSON
             point[key] = float(value)
+    # the same count where the trainer state keeps one (SFT: include_num_input_tokens_seen; GRPO logs the
+    # state's own), which a checkpoint restores: trl's SFT counter starts again at 0 on a resume
+    if "num_tokens" in point and getattr(state, "num_input_tokens_seen", 0):
+        point["num_tokens"] = float(state.num_input_tokens_seen)
     return point
 
 
@@ -186,7 +190,15 @@ class LoopCallback(TrainerCallback):
         if stop:
             raise StageStopped()
         if pause:
-            self.ctx.control.checkpoint()  # blocks until resumed; StageStopped if stopped meanwhile
+            try:
+                self.ctx.control.checkpoint()  # blocks until resumed; StageStopped if stopped meanwhile
+                stopped = False
+            except StageStopped:
+                stopped = True
+            # every process leaves the pause the same way: one that saw the resume just before a stop
+            # would otherwise wait in the next step's collectives for one that stopped
+            if self._agree(args, [stopped])[0]:
+                raise StageStopped()
             self._t_log = time.monotonic()  # the pause is not training time
         return control
 
@@ -201,6 +213,8 @@ class LoopCallback(TrainerCallback):
         this step, unless one was already written; then no second save at this step."""
         if self._saved_step != state.global_step:
             self.trainer._save_checkpoint(self.trainer.model_wrapped, trial=None)
+            # rank 0 writes most of it; no process may leave (a stop ends the job at once) or park before
+            self.trainer.accelerator.wait_for_everyone()
             self._note_saved(state)
         control.should_save = False
 
@@ -213,7 +227,13 @@ class LoopCallback(TrainerCallback):
         """(stop, pause, save due), the same on every process: collective saves must not diverge."""
         c = self.ctx.control
         due = self.save_every_s is not None and time.monotonic() - self._t_save >= self.save_every_s
-        flags = [bool(c.stop.is_set()), bool(c.pause.is_set()), bool(due)]
+        stop, pause, due = self._agree(args, [c.stop.is_set(), c.pause.is_set(), due])
+        return stop, pause, due
+
+    @staticmethod
+    def _agree(args, flags: list) -> list[bool]:
+        """Each flag, set if it is set on any process (a collective: every process calls it)."""
+        flags = [bool(f) for f in flags]
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -222,4 +242,4 @@ class LoopCallback(TrainerCallback):
             t = torch.tensor(flags, dtype=torch.int32, device=args.device)
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
             flags = [bool(v) for v in t.tolist()]
-        return flags[0], flags[1], flags[2]
+        return flags
