@@ -21,11 +21,16 @@ $(STAMP): pyproject.toml Makefile
 run: $(STAMP)
 	$(BIN)/looptool run --config cpu-demo
 
+# Two pytest workers (pytest-xdist), a test file each at a time: most of the suite is single-threaded
+# Python (bus, console, scorers, subprocesses starting), so the second core would otherwise idle; a file's
+# tests stay in one worker, where its module fixtures (one reference run, one loaded model) live.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/eval_throughput.py

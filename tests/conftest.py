@@ -14,6 +14,12 @@ import pytest
 _user_home = Path(os.environ.get("LOOPTOOL_HOME") or Path.home() / ".cache" / "looptool")
 os.environ.setdefault("LOOPTOOL_MODELS", str(_user_home / "models"))
 os.environ["LOOPTOOL_HOME"] = tempfile.mkdtemp(prefix="looptool-test-home-")
+# Under pytest-xdist (make test: 2 workers on 2 cores) each worker and everything it starts computes on
+# one thread: two torch processes of 2 threads each on 2 cores wait at every parallel region for a
+# descheduled thread, and decoding runs tens of times slower.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 
 @pytest.fixture(scope="session")
