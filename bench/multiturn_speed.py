@@ -132,6 +132,9 @@ def main() -> int:
             row[name] = one_entry(b, model, cat, eid, Path(tempfile.mkdtemp(prefix=f"mt-{name}-")))
         u, c = row["uncached"], row["cached"]
         row["same_replies"] = u["raw"] == c["raw"]
+        if not u["steps"]:  # its first prompt is longer than the model's context: nothing was generated
+            print(f"{eid:28s} does not fit the model's context (no step ran): left out", flush=True)
+            continue
         print(f"{eid:28s} steps {u['steps']:3d}/{c['steps']:3d}  seconds {u['seconds']:7.1f} / {c['seconds']:6.1f}"
               f" = x{u['seconds'] / c['seconds']:4.2f}   prefill tokens {u['prefilled']:7d} / {c['prefilled']:6d}"
               f" = x{u['prefilled'] / max(1, c['prefilled']):5.2f}   same replies: {row['same_replies']}",

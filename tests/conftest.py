@@ -82,3 +82,15 @@ def _no_model_loads_outside_slow_tests(request, monkeypatch):
 
         for cls in (PreTrainedModel, PreTrainedTokenizerBase):
             monkeypatch.setattr(cls, "from_pretrained", classmethod(refuse))
+
+
+# The longest files first: with `--dist loadfile` pytest-xdist hands out files in collection order, so the
+# 10-minute loop file starts at once and the other worker takes everything else meanwhile (collected
+# alphabetically it started last and ran alone for its final minutes).
+LONGEST_FIRST = ("test_engine_e2e.py", "test_bfcl_e2e.py", "test_train_accelerate.py", "test_train.py",
+                 "test_acebench_e2e.py", "test_prefix_cache.py", "test_backends.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file kept
