@@ -84,11 +84,13 @@ def _no_model_loads_outside_slow_tests(request, monkeypatch):
             monkeypatch.setattr(cls, "from_pretrained", classmethod(refuse))
 
 
-# The longest files first: with `--dist loadfile` pytest-xdist hands out files in collection order, so the
-# 10-minute loop file starts at once and the other worker takes everything else meanwhile (collected
-# alphabetically it started last and ran alone for its final minutes).
-LONGEST_FIRST = ("test_engine_e2e.py", "test_bfcl_e2e.py", "test_train_accelerate.py", "test_train.py",
-                 "test_acebench_e2e.py", "test_prefix_cache.py", "test_backends.py")
+# The longest files first: with `--dist loadfile --no-loadscope-reorder` (make test) pytest-xdist hands out
+# files in collection order, the first two to the two workers and then a second one to each, so the
+# 10-minute loop file starts at once with a short file queued behind it, and the other worker takes the
+# next longest meanwhile (collected alphabetically, or by test count as xdist reorders by default, the
+# loop file started late and ran alone for its final minutes: 942 s in all).
+LONGEST_FIRST = ("test_engine_e2e.py", "test_bfcl_e2e.py", "test_boundaries.py", "test_train_accelerate.py",
+                 "test_train.py", "test_acebench_e2e.py", "test_prefix_cache.py", "test_backends.py")
 
 
 def pytest_collection_modifyitems(config, items):
