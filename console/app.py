@@ -210,7 +210,7 @@ class LoopConsole(App):
                                         online=self.core_online, stale=self.stale, read_only=self.read_only)
 
     def show_progress(self, st) -> None:
-        """The stage's progress bar; the ETA is the core's own estimate (progress.eta_s)."""
+        """The stage's progress bar, tokens/s and ETA: the core's own estimates (progress.tok_s, eta_s)."""
         label = self.query_one("#progress-label", Label)
         bar = self.query_one("#progress", ProgressBar)
         p = st.progress
@@ -222,8 +222,13 @@ class LoopConsole(App):
             if not bar.display:
                 bar.display = True
             bar.update(total=p.total, progress=p.done)
+            text = f"{p.stage or st.stage} {p.done:,}/{p.total:,}"
+            tok_s = getattr(p, "tok_s", None)
+            if isinstance(tok_s, (int, float)):
+                text += f"  {tok_s:,.0f} tok/s"
             eta = getattr(p, "eta_s", None)
-            text = f"{p.stage or st.stage} {p.done:,}/{p.total:,}  ETA {_eta(eta)}"
+            if isinstance(eta, (int, float)):  # None until the core knows enough (core/eta.py)
+                text += f"  ETA {_eta(eta)}"
         if text != self._progress_text:
             self._progress_text = text
             label.update(text, layout=False)  # fixed width
@@ -309,6 +314,13 @@ class LoopConsole(App):
         st = self.link.status
         run = st.run_id if st and st.run_id else "the run"
         resume = st.run_id if st and st.run_id else "RUN_ID"
+        if st is not None and st.state == "finished":  # the core stays up after its run (looptool run)
+            self.push_screen(ConfirmScreen(f"Stop core {self.link.core_id}?",
+                                           f"{run} has finished; the core is serving history, on-demand evals "
+                                           "and export. Stopping it ends that (the results stay in the "
+                                           f"store; `looptool export {resume}` works without a core).",
+                                           yes="Stop core"), self._stop_confirmed)
+            return
         self.push_screen(ConfirmScreen(f"Stop {run}?",
                                        "The core stops at the next safe point (training saves a checkpoint "
                                        f"first).\nContinue it later with: looptool core --resume {resume}",
@@ -349,11 +361,12 @@ def _eta(seconds) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
-def reattach_hint(core_id: str, pid: int | None = None) -> str:
+def reattach_hint(core_id: str, pid: int | None = None, finished_run: str | None = None) -> str:
     stop = f"kill -TERM {pid}" if pid else "press s in the console"
-    return (f"detached; core {core_id} keeps running.\n"
-            f"  reattach: looptool console --core-id {core_id}\n"
-            f"  stop it:  looptool console --core-id {core_id}, then s  (or {stop})")
+    head = (f"detached; core {core_id} finished run {finished_run} and keeps serving (history, evals, "
+            f"looptool export {finished_run}).\n" if finished_run else f"detached; core {core_id} keeps running.\n")
+    return (head + f"  reattach: looptool console --core-id {core_id}\n"
+            f"  stop it:  looptool stop --core-id {core_id}  (or s in the console, or {stop})")
 
 
 def exit_message(link: Link, pid: int | None = None) -> str:
@@ -366,4 +379,5 @@ def exit_message(link: Link, pid: int | None = None) -> str:
         if run and state in ("stopped", "failed"):
             msg += f"\n  continue the run: looptool core --resume {run}"
         return msg
-    return reattach_hint(link.core_id, pid)
+    finished = st.run_id if st is not None and st.state == "finished" else None
+    return reattach_hint(link.core_id, pid, finished_run=finished)
