@@ -13,6 +13,7 @@ link refuses to publish anything.
 """
 from __future__ import annotations
 
+import gc
 from functools import partial
 from typing import Iterable
 
@@ -117,6 +118,16 @@ class LoopConsole(App):
         self.show_header()
         self.query_one("#progress", ProgressBar).display = False
         self.query_one(CommandsPanel).show([], self.read_only)
+        self.call_after_refresh(self._freeze_heap)
+
+    @staticmethod
+    def _freeze_heap() -> None:
+        """Leave the objects the console starts with (Textual, Rich, pydantic, the widgets: most of the
+        heap) out of every later garbage collection: a full collection walks every tracked object, and
+        under a telemetry flood they came often enough to hold a key press for a hundred milliseconds
+        and more (bench/console_flood.py prints the collections it saw). Undone on unmount."""
+        gc.collect()
+        gc.freeze()
 
     @work(exclusive=True, group="link", exit_on_error=False, description="bus link")
     async def run_link(self) -> None:
@@ -130,6 +141,7 @@ class LoopConsole(App):
             self.notify(f"the bus link stopped: {err}", severity="error", timeout=30)
 
     async def on_unmount(self) -> None:
+        gc.unfreeze()
         await self.link.close()
 
     # -- link messages ------------------------------------------------------------------------------
