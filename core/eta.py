@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MIN_RECORDS = 5
-MIN_SECONDS = 2.0
+MIN_SECONDS = 1.0
 ALPHA = 0.3
 
 
