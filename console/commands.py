@@ -6,6 +6,7 @@ command runs, so `looptool --help` stays fast.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from core.errors import UserError
 def register(app: typer.Typer) -> None:
     app.command("console")(console_cmd)
     app.command("run")(run_cmd)
+    app.command("stop")(stop_cmd)
 
 
 def console_cmd(
@@ -45,14 +47,17 @@ def run_cmd(
     config: str = typer.Option("cpu-demo", "--config", help="Run config TOML file or preset name."),
     core_id: Optional[str] = typer.Option(None, "--core-id", help="The core's id on the bus (default: the "
                                           "host name)."),
-    stay: bool = typer.Option(False, "--stay", help="Keep the core serving (evals, history) after the run "
-                              "ends, until stopped."),
+    stay: bool = typer.Option(True, "--stay/--exit-when-done", help="After the last iteration the core keeps "
+                              "serving the console (history, on-demand evals of any iteration, export) until "
+                              "you stop it (s in the console, or `looptool stop`); --exit-when-done ends it "
+                              "with the run."),
     paused: bool = typer.Option(False, "--paused", help="Start the core paused: nothing runs until you "
                                 "press p in the console."),
     wait: float = typer.Option(120.0, "--wait", min=1.0, help="Seconds to wait for the core to come up."),
 ):
     """Start a core detached (its own session, embedded broker, log in $LOOPTOOL_HOME/logs/), wait for
-    it, then attach the console. Leaving the console leaves the core running."""
+    it, then attach the console. Leaving the console leaves the core running; a finished run's core
+    keeps serving until it is stopped."""
     from core import paths
     from core.config import load
     from core.discovery import default_core_id, live_discovery
@@ -77,6 +82,49 @@ def run_cmd(
     typer.echo(f"core {cid}: started (pid {proc.pid}), log {log_path}")
     target = wait_for_core(cid, proc, log_path, wait)
     _attach(target, None, False, 15.0, log_path=log_path)
+
+
+def stop_cmd(
+    core_id: Optional[str] = typer.Option(None, "--core-id", "--core", help="The core to stop (default: the "
+                                          "only core running on this host)."),
+    wait: float = typer.Option(300.0, "--wait", min=0.0, help="Seconds to wait for it to exit (a running "
+                               "training saves a checkpoint first); 0: do not wait."),
+):
+    """Stop a core running on this host, as `s` in the console does: a running loop stops at its next
+    safe point (continue it with `looptool core --resume RUN`); a finished run's core stops serving."""
+    from console.discovery import find_core
+    from core.discovery import live_discovery
+
+    doc = find_core(core_id, None)
+    cid, pid = doc["core_id"], doc.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        raise UserError(f"core {cid}: its discovery file names no process; stop it from the console (s)")
+    try:
+        os.kill(pid, signal.SIGTERM)  # the core's handler: stop at the next safe point, or leave --stay
+    except ProcessLookupError:
+        raise UserError(f"core {cid} (pid {pid}) is not running any more") from None
+    except PermissionError:
+        raise UserError(f"core {cid} (pid {pid}) belongs to another user; stop it from its console (s)") from None
+    typer.echo(f"core {cid}: asked to stop (pid {pid}, run {doc.get('run_id') or '?'})")
+    deadline = time.monotonic() + wait
+    while wait and time.monotonic() < deadline:
+        if live_discovery(cid) is None or not _alive(pid):
+            typer.echo(f"core {cid}: stopped")
+            return
+        time.sleep(0.2)
+    if wait:
+        raise UserError(f"core {cid} (pid {pid}) has not exited after {wait:g}s; it may still be saving a "
+                        f"checkpoint: see its log in $LOOPTOOL_HOME/logs/, or `kill -KILL {pid}`")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def spawn_detached(cmd: list[str], log_path: Path) -> subprocess.Popen:

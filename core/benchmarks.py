@@ -37,7 +37,8 @@ class EvalRequest:
     weights: Weights
     subset: str | None = None  # categories; None = the run config's
     per_category: int | None = None  # None = the run config's
-    on_progress: Callable[[int, int], None] | None = None  # (done, total) after every record
+    # (done, total, tokens) after every record; tokens: generated so far in this eval (None if unknown)
+    on_progress: Callable[..., None] | None = None
     checkpoint: Callable[[], None] | None = None  # the stage's pause/stop safe point, between records
 
 

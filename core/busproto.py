@@ -164,7 +164,8 @@ class Progress(BaseModel):
     iteration: int | None = None
     done: int = 0
     total: int = 0
-    eta_s: float | None = None  # the stage's remaining seconds at its rate so far (core-side estimate)
+    eta_s: float | None = None  # the stage's remaining seconds, smoothed; None until enough is known (core/eta.py)
+    tok_s: float | None = None  # tokens generated per second in this stage so far (eval, probe)
 
 
 class Status(_Payload):

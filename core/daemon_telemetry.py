@@ -18,6 +18,7 @@ import time
 from typing import Callable
 
 from core import busproto as bp
+from core.eta import StageEta
 
 log = logging.getLogger("looptool.daemon")
 
@@ -47,8 +48,8 @@ class Telemetry:
         self._status_at = 0.0
         self._published_state: str | None = None  # the engine state of the last status published
         self._seq = 0
-        self._stage_rates: dict[str, tuple[float, int, float, int]] = {}  # stage -> (t0, done0, t_last, done_last)
-        self._eta: float | None = None
+        self._stage_rates: dict[str, tuple[float, int]] = {}  # stage -> (time, done) of the last samples/s
+        self._eta = StageEta()
 
     def topic(self, kind: str, *rest: str) -> str:
         return bp.topic(self.core_id, kind, *rest)
@@ -74,22 +75,20 @@ class Telemetry:
             log.exception("engine %s telemetry", kind)
 
     def _on_progress(self, data: dict) -> None:
-        """Samples/s of the stage since its start gives the ETA; since the last report, throughput."""
+        """The ETA and tokens/s beside the progress bar (core/eta.py); samples/s since the last report as
+        throughput."""
         stage, done, total = str(data.get("stage")), int(data.get("done") or 0), int(data.get("total") or 0)
         now = time.monotonic()
-        t0, d0, tl, dl = self._stage_rates.get(stage, (now, done, now, done))
-        if done < d0:  # a new pass of the stage (another iteration): restart the rate
-            t0, d0, tl, dl = now, done, now, done
-        if done > d0 and now > t0:
-            rate = (done - d0) / (now - t0)
-            self._eta = round((total - done) / rate, 1) if rate > 0 and total >= done else None
-            if now - tl >= FLUSH_S and done > dl:
-                self._coalesce_metric("throughput", {"stage": stage, "iteration": data.get("iteration"),
-                                                     "samples_s": round((done - dl) / (now - tl), 3)})
-                tl, dl = now, done
-        else:
-            self._eta = None
-        self._stage_rates[stage] = (t0, d0, tl, dl)
+        tokens = data.get("tokens")
+        self._eta.progress(stage, done, total, now, tokens=tokens if isinstance(tokens, int) else None)
+        tl, dl = self._stage_rates.get(stage, (now, done))
+        if done < dl:  # a new pass of the stage (another iteration)
+            tl, dl = now, done
+        if now - tl >= FLUSH_S and done > dl:
+            self._coalesce_metric("throughput", {"stage": stage, "iteration": data.get("iteration"),
+                                                 "samples_s": round((done - dl) / (now - tl), 3)})
+            tl, dl = now, done
+        self._stage_rates[stage] = (tl, dl)
         self.mark_status()
 
     def _on_metrics(self, data: dict) -> None:
@@ -115,7 +114,7 @@ class Telemetry:
         name = data.get("event")
         if name == "stage_started":
             self._stage_rates.pop(str(data.get("stage")), None)
-            self._eta = None
+            self._eta.reset()
         self.send_event(data)
         if name == "stage_finished" and data.get("stage") == "eval":
             stats = data.get("stats") or {}
@@ -166,7 +165,8 @@ class Telemetry:
         progress = st.get("progress")
         prog = None
         if isinstance(progress, dict):
-            prog = bp.Progress(**{**progress, "eta_s": self._eta})
+            now = time.monotonic()
+            prog = bp.Progress(**{**progress, "eta_s": self._eta.eta(now), "tok_s": self._eta.tok_s()})
         try:
             iterations = int(self.engine.cfg.run.iterations)
         except AttributeError:

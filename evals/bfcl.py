@@ -47,9 +47,9 @@ class EvalConfig:
 
 
 def run_eval(cfg: EvalConfig, backend, store=None, progress: bool = True,
-             on_progress: Callable[[int, int], None] | None = None,
+             on_progress: Callable[..., None] | None = None,
              checkpoint: Callable[[], None] | None = None) -> dict:
-    """`on_progress(done, total)` after every record; `checkpoint()` between records (the loop's
+    """`on_progress(done, total, tokens)` after every record (tokens: generated so far); `checkpoint()` between records (the loop's
     pause/stop control: it may block, or raise to stop; records already written are kept)."""
     cfg.mode = bfcl_prompt.resolve_mode(cfg.mode, backend.tokenizer)
     entries = bfcl_data.select(cfg.categories, cfg.per_category, cfg.ids, cfg.seed)
@@ -63,7 +63,7 @@ def run_eval(cfg: EvalConfig, backend, store=None, progress: bool = True,
     gen = _Generator(backend, cfg)
     bar = Progress(tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"bfcl {eid}",
                          unit="sample", disable=not progress, file=sys.stderr),
-                    len(entries), len(entries) - len(todo), on_progress, checkpoint)
+                    len(entries), len(entries) - len(todo), on_progress, checkpoint, tokens=lambda: gen.tokens)
     try:
         _run_single([e for e in todo if e.kind != "multi_turn"], gen, cfg, log, bar)
         _run_multi([e for e in todo if e.kind == "multi_turn"], gen, cfg, log, bar)

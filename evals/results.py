@@ -11,6 +11,7 @@ import hashlib
 import json
 import subprocess
 from pathlib import Path
+from typing import Callable
 
 from core import paths
 
@@ -42,19 +43,24 @@ def git_revision() -> str | None:
 
 
 class Progress:
-    """The tqdm bar plus the loop's progress callback and pause/stop checkpoint."""
+    """The tqdm bar plus the loop's progress callback (done, total, tokens generated so far: the console's
+    tokens/s) and pause/stop checkpoint."""
 
-    def __init__(self, bar, total: int, done: int, on_progress=None, checkpoint=None):
+    def __init__(self, bar, total: int, done: int, on_progress=None, checkpoint=None,
+                 tokens: Callable[[], int] | None = None):
         self.bar, self.total, self.done = bar, total, done
-        self.on_progress, self.checkpoint = on_progress, checkpoint
+        self.on_progress, self.checkpoint, self.tokens = on_progress, checkpoint, tokens
         if on_progress is not None:
-            on_progress(done, total)
+            on_progress(done, total, self._tokens())
+
+    def _tokens(self) -> int | None:
+        return self.tokens() if self.tokens is not None else None
 
     def update(self, n: int = 1) -> None:
         self.bar.update(n)
         self.done += n
         if self.on_progress is not None:
-            self.on_progress(self.done, self.total)
+            self.on_progress(self.done, self.total, self._tokens())
         if self.checkpoint is not None:
             self.checkpoint()
 

@@ -85,12 +85,14 @@ def _no_model_loads_outside_slow_tests(request, monkeypatch):
 
 
 # The longest files first: with `--dist loadfile --no-loadscope-reorder` (make test) pytest-xdist hands out
-# files in collection order, the first two to the two workers and then a second one to each, so the
-# 10-minute loop file starts at once with a short file queued behind it, and the other worker takes the
-# next longest meanwhile (collected alphabetically, or by test count as xdist reorders by default, the
-# loop file started late and ran alone for its final minutes: 942 s in all).
-LONGEST_FIRST = ("test_engine_e2e.py", "test_bfcl_e2e.py", "test_boundaries.py", "test_train_accelerate.py",
-                 "test_train.py", "test_acebench_e2e.py", "test_prefix_cache.py", "test_backends.py")
+# files in collection order, the first two to the two workers and then a second one to each. The two loop
+# files (the end-to-end run and the kill/resume run, about 5 minutes each on one thread; they share one
+# reference run, tests/loop_runs.py) start at once, one per worker, each with a short file queued behind
+# it, and the next longest follow. Collected alphabetically, or by test count as xdist reorders by default,
+# a loop file started late and ran alone for its final minutes.
+LONGEST_FIRST = ("test_engine_e2e.py", "test_engine_resume.py", "test_boundaries.py", "test_stage_plan.py",
+                 "test_bfcl_e2e.py", "test_train_accelerate.py", "test_train.py", "test_acebench_e2e.py",
+                 "test_prefix_cache.py", "test_backends.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -183,7 +183,7 @@ def test_loop_entry_point(tmp_path, monkeypatch):
     progress, checks = [], []
     s = get("acebench").evaluate(EvalRequest(
         cfg=load("cpu-demo"), weights=Weights("base-model"), subset="special_irrelevant,agent_multi_step",
-        per_category=2, on_progress=lambda done, total: progress.append((done, total)),
+        per_category=2, on_progress=lambda done, total, tokens: progress.append((done, total)),
         checkpoint=lambda: checks.append(1)))
     assert loaded[0][0] == "hf" and loaded[0][1] == "base-model"
     assert s["benchmark"] == "acebench" and s["eval_id"].startswith("acebench-") and s["started_at"]

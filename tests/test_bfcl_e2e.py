@@ -118,9 +118,9 @@ def test_progress_callback_and_stop_checkpoint(embedded_path, hf_backend):
     cfg = EvalConfig(model=embedded_path, categories=["irrelevance"], per_category=4,
                      max_new_tokens=4, seed=7)
     with pytest.raises(Stop):
-        run_eval(cfg, hf_backend, progress=False, on_progress=lambda d, t: seen.append((d, t)),
+        run_eval(cfg, hf_backend, progress=False, on_progress=lambda d, t, tokens: seen.append((d, t)),
                  checkpoint=checkpoint)
     assert seen == [(0, 4), (1, 4), (2, 4)]
     seen.clear()
-    summary = run_eval(cfg, hf_backend, progress=False, on_progress=lambda d, t: seen.append((d, t)))
+    summary = run_eval(cfg, hf_backend, progress=False, on_progress=lambda d, t, tokens: seen.append((d, t)))
     assert summary["resumed"] == 2 and seen[0] == (2, 4) and seen[-1] == (4, 4)

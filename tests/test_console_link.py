@@ -292,8 +292,13 @@ def test_exit_message_tells_how_to_reattach_or_that_the_core_is_gone():
     assert exit_message(link, 4242).splitlines() == [
         "detached; core test-core keeps running.",
         "  reattach: looptool console --core-id test-core",
-        "  stop it:  looptool console --core-id test-core, then s  (or kill -TERM 4242)"]
-    link.feed_status(run_id="r1", state="stopped", seq=2)
+        "  stop it:  looptool stop --core-id test-core  (or s in the console, or kill -TERM 4242)"]
+    link.feed_status(run_id="r1", state="finished", seq=2)  # `looptool run`: the core stays after the run
+    assert exit_message(link, 4242).splitlines() == [
+        "detached; core test-core finished run r1 and keeps serving (history, evals, looptool export r1).",
+        "  reattach: looptool console --core-id test-core",
+        "  stop it:  looptool stop --core-id test-core  (or s in the console, or kill -TERM 4242)"]
+    link.feed_status(run_id="r1", state="stopped", seq=3)
     link.set_online(False)
     assert exit_message(link, 4242).splitlines() == [
         "core test-core is not running any more (run r1: stopped).",

@@ -226,7 +226,7 @@ def test_telemetry_coalesced_and_status_has_eta(embedded_broker, tmp_path):
             n += 1
             eng.emit("metrics", {"stage": "train", "iteration": 1, "step": n, "loss": 1.0 / n, "lr": 1e-5,
                                  "reward_mean": 0.5, "reward_std": 0.1, "tokens_per_s": 100.0 + n})
-            eng.emit("progress", {"stage": "train", "iteration": 1, "done": n, "total": 1000})
+            eng.emit("progress", {"stage": "train", "iteration": 1, "done": n, "total": 1000, "tokens": 10 * n})
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.8)
         train = [bp.parse_metrics(p) for p in con.of("metrics", "train")]
@@ -239,6 +239,7 @@ def test_telemetry_coalesced_and_status_has_eta(embedded_broker, tmp_path):
         assert hw and 0 <= hw[-1].model_extra["cpu_pct"] <= 100 * os.cpu_count() and "gpus" in hw[-1].model_extra
         st = bp.parse_status(con.latest("status"))
         assert st.progress.done == n and st.progress.total == 1000 and st.progress.eta_s > 0
+        assert st.progress.tok_s == pytest.approx(10 * n / 2.0, rel=0.5)  # 10 tokens per record, ~2 s
         assert len(con.of("status")) <= 10
         eng.emit("metrics", {"stage": "assemble", "iteration": 1, "total": 8, "ES": 3})
         await wait_for(lambda: any(bp.parse_event(p).event == "dataset_composition" for p in con.of("events")))

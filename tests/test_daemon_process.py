@@ -125,6 +125,30 @@ def test_sigterm_exits_cleanly_offline_and_removes_discovery(mosquitto):
             proc.wait()
 
 
+def test_looptool_stop_ends_a_core_on_this_host(mosquitto, tmp_path):
+    proc = _core_proc(mosquitto.url, str(mosquitto.files["credentials"]["core"]), "stop1")
+    try:
+        deadline = time.monotonic() + 60
+        while (doc := live_discovery("stop1")) is None:
+            assert proc.poll() is None and time.monotonic() < deadline, "core did not come up"
+            time.sleep(0.2)
+        out = subprocess.run([sys.executable, "-m", "console.cli", "stop", "--core-id", "stop1"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines() == [f"core stop1: asked to stop (pid {proc.pid}, run "
+                                           f"{doc.get('run_id') or '?'})", "core stop1: stopped"]
+        assert proc.wait(timeout=30) == 0
+        assert live_discovery("stop1") is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    env = {**os.environ, "LOOPTOOL_HOME": str(tmp_path)}  # nothing running there
+    out = subprocess.run([sys.executable, "-m", "console.cli", "stop"], cwd=ROOT, capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert out.returncode == 2 and out.stderr.startswith("error: "), out.stderr
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--broker", "tcp://127.0.0.1:1883"], "error: --broker: 'tcp://127.0.0.1:1883': scheme 'tcp' is not supported"),
     (["--broker-credentials", "/nonexistent"], "error: --broker-credentials needs --broker"),

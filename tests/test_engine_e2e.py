@@ -1,67 +1,23 @@
-"""The loop end to end on the embedded model (tests/data/tiny-run.toml), and crash safety: a core killed
-with SIGKILL mid-train and mid-probe, resumed, ends with the same records as an uninterrupted run.
-The core runs as `looptool core` does by default: on the bus, with its embedded broker."""
+"""The loop end to end on the embedded model (tests/data/tiny-run.toml): every stage's output, the store,
+`runs show` / `runs list`, and the operator's tools on the finished run. The core runs as `looptool
+core` does by default: on the bus, with its embedded broker. The kill/resume test is in
+test_engine_resume.py and compares with the same reference run (tests/loop_runs.py)."""
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
+from loop_runs import counts, shared_reference
 
 pytestmark = pytest.mark.slow
-TINY = Path(__file__).parent / "data" / "tiny-run.toml"
-
-
-def start_core(home: Path, *args) -> subprocess.Popen:
-    env = {**os.environ, "LOOPTOOL_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "console.cli", "core", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-
-
-def wait_for(proc: subprocess.Popen, needle: str, log: list[str], timeout=900) -> None:
-    deadline = time.time() + timeout
-    for line in proc.stdout:
-        log.append(line)
-        if needle in line:
-            return
-        assert time.time() < deadline, f"no {needle!r} within {timeout}s:\n{''.join(log[-30:])}"
-    raise AssertionError(f"core exited before {needle!r}:\n{''.join(log[-40:])}")
-
-
-def finish(proc: subprocess.Popen, log: list[str]) -> int:
-    log.extend(proc.stdout)
-    return proc.wait(timeout=1800)
-
-
-def counts(run_dir: Path) -> dict:
-    """Records per output file, and the ids in each (no duplicates allowed); the train curve is keyed by
-    optimizer step (a resumed training must not repeat or lose a step)."""
-    out = {}
-    for f in sorted(run_dir.rglob("*.jsonl")):
-        key = "step" if f.name == "train_curve.jsonl" else "id"
-        ids = [json.loads(x)[key] for x in f.read_text().splitlines()]
-        assert len(ids) == len(set(ids)), f"duplicate ids in {f}"
-        out[str(f.relative_to(run_dir))] = sorted(ids)
-    for f in sorted(run_dir.rglob("composition.json")):
-        out[str(f.relative_to(run_dir))] = json.loads(f.read_text())
-    return out
 
 
 @pytest.fixture(scope="module")
-def reference_run(tmp_path_factory, embedded_path):
-    home = tmp_path_factory.mktemp("ref-home")
-    log: list[str] = []
-    proc = start_core(home, "--config", str(TINY))
-    rc = finish(proc, log)
-    assert rc == 0, "".join(log[-60:])
-    (run_dir,) = (home / "runs").iterdir()
-    return home, run_dir, "".join(log)
+def reference_run(tmp_path_factory, worker_id, embedded_path):
+    return shared_reference(tmp_path_factory, worker_id)
 
 
 def test_tiny_loop_runs_every_stage_and_stores_results(reference_run):
@@ -91,47 +47,6 @@ def test_tiny_loop_runs_every_stage_and_stores_results(reference_run):
     listed = subprocess.run([sys.executable, "-m", "console.cli", "runs", "list"], capture_output=True,
                             text=True, env=env, check=True).stdout
     assert run_dir.name in listed
-
-
-def kill_core(proc: subprocess.Popen) -> None:
-    """SIGKILL the core alone; its stage worker must die with it (PR_SET_PDEATHSIG)."""
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise AssertionError("a stage worker outlived its killed core")
-
-
-def test_sigkill_mid_train_and_mid_probe_then_resume(reference_run, tmp_path):
-    _, ref_dir, _ = reference_run
-    log: list[str] = []
-    proc = start_core(tmp_path, "--config", str(TINY))
-    wait_for(proc, "iter 1 train 1/", log)  # first optimizer step done; its checkpoint follows
-    (run_dir,) = (tmp_path / "runs").iterdir()
-    deadline = time.time() + 300
-    while not list((run_dir / "iter-1" / "train-ckpt").glob("checkpoint-*/trainer_state.json")):
-        assert time.time() < deadline, "no training checkpoint within 300 s"
-        time.sleep(0.05)
-    kill_core(proc)
-    assert not (run_dir / "iter-1" / "train.done").exists()
-
-    proc = start_core(tmp_path, "--resume", run_dir.name)
-    wait_for(proc, "iter 1 probe", log)
-    time.sleep(1.0)
-    kill_core(proc)
-    assert not (run_dir / "iter-1" / "probe.done").exists()
-
-    proc = start_core(tmp_path, "--resume", run_dir.name)
-    assert finish(proc, log) == 0, "".join(log[-60:])
-    train1 = json.loads((run_dir / "iter-1" / "train.done").read_text())
-    assert train1["resumed_from"], "training did not resume from its checkpoint"
-    assert counts(run_dir) == counts(ref_dir)
 
 
 def test_resume_unknown_run_and_double_start(tmp_path):

@@ -44,6 +44,9 @@ def text_sample(i: int) -> Sample:
 
 def make_cfg(method: str = "sft", **train_overrides):
     cfg = config_mod.load("cpu-demo")
+    # the preset's run.threads = 2 would set torch's threads in this process: under make test's two
+    # xdist workers (one thread each, tests/conftest.py) that made these tests 6-10x slower
+    cfg.run.threads = None
     cfg.model.mode = "fc"
     cfg.train.methods = [method]
     settings = dict(batch_size=1, micro_batch=1, epochs=1, max_new_tokens=8, num_generations=2,

@@ -25,8 +25,11 @@ from core.weights import trained
 def evaluate(ctx: StageContext, benchmark: str, subset: str | None = None, per_category: int | None = None,
              on_demand: bool = False) -> dict:
     """One benchmark on the iteration's policy: its summary, with run_dir / iteration / on_demand."""
-    def on_progress(done: int, total: int) -> None:
-        ctx.progress("eval", done, total, benchmark=benchmark, **({"on_demand": True} if on_demand else {}))
+    def on_progress(done: int, total: int, tokens: int | None = None) -> None:
+        extra = {"on_demand": True} if on_demand else {}
+        if tokens is not None:
+            extra["tokens"] = tokens
+        ctx.progress("eval", done, total, benchmark=benchmark, **extra)
 
     request = EvalRequest(cfg=ctx.cfg, weights=trained(ctx), subset=subset, per_category=per_category,
                           on_progress=on_progress, checkpoint=ctx.control.checkpoint)

@@ -120,7 +120,7 @@ def run(ctx: StageContext, dataset: list[Sample] | None = None, backend=None) ->
     try:
         if own_backend:
             backend = for_run(cfg, weights)
-        ctx.progress("probe", done, total)
+        ctx.progress("probe", done, total, tokens=0)
         size = cfg.probe.batch_size
         for start in range(0, len(pending), size):
             ctx.control.checkpoint()
@@ -133,7 +133,7 @@ def run(ctx: StageContext, dataset: list[Sample] | None = None, backend=None) ->
             n_tok = sum(g.num_tokens for g in gens)
             tokens, probed, done = tokens + n_tok, probed + len(batch), done + len(batch)
             dt = max(time.monotonic() - tb, 1e-9)
-            ctx.progress("probe", done, total)
+            ctx.progress("probe", done, total, tokens=tokens)
             ctx.emit("metrics", {"stage": "probe", "iteration": ctx.iteration,
                                  "tokens_per_s": n_tok / dt, "samples_per_s": len(batch) / dt})
     finally:

@@ -59,11 +59,11 @@ class AceConfig:
 
 
 def run_acebench(cfg: AceConfig, backend, store=None, progress: bool = True,
-                 on_progress: Callable[[int, int], None] | None = None,
+                 on_progress: Callable[..., None] | None = None,
                  checkpoint: Callable[[], None] | None = None, user_backend=None) -> dict:
     """Evaluate ``backend`` on the configured ACEBench selection; returns (and stores) the summary.
 
-    ``on_progress(done, total)`` after every record; ``checkpoint()`` between records (the loop's
+    ``on_progress(done, total, tokens)`` after every record (tokens: generated so far); ``checkpoint()`` between records (the loop's
     pause/stop control: it may block, or raise to stop; records already written are kept).
     ``user_backend``: a ready simulator generator for agent_multi_turn (default: built from cfg)."""
     cfg.mode = prompts.resolve_mode(cfg.mode, backend.tokenizer)
@@ -88,7 +88,7 @@ def run_acebench(cfg: AceConfig, backend, store=None, progress: bool = True,
             sim, sim_engine, sim_desc = user_sim.build(cfg, backend)
     bar = Progress(tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"acebench {eid}",
                          unit="sample", disable=not progress, file=sys.stderr),
-                    len(entries), len(entries) - len(todo), on_progress, checkpoint)
+                    len(entries), len(entries) - len(todo), on_progress, checkpoint, tokens=lambda: gen.tokens)
     try:
         _run_single([e for e in todo if e.kind != "agent"], gen, cfg, log, bar)
         _run_agents([e for e in todo if e.kind == "agent"], gen, sim, sim_desc, cfg, log, bar)
