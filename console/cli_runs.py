@@ -43,15 +43,19 @@ def run_doc(run_id: str) -> dict:
     def per_category(e: dict) -> dict:
         return {cat: c.get("accuracy") for cat, c in (e.get("per_category") or {}).items()}
 
+    def on_demand(e: dict) -> dict:  # the operator's own evals (console), beside the loop's
+        return {"on_demand": True} if e.get("on_demand") else {}
+
     doc = {"run": runs[0], "iterations": iters,
            "evals": [{"iteration": e.get("iteration"), "eval_id": e["eval_id"], "scores": e["scores"],
                       "accuracy": subset_accuracy(e), "per_category": per_category(e),
                       "error_types": {cat: c["error_types"] for cat, c in (e.get("per_category") or {}).items()
                                       if c.get("error_types")},
-                      **({"acebench_skipped": e["acebench_skipped"]} if e.get("acebench_skipped") else {})}
+                      **({"acebench_skipped": e["acebench_skipped"]} if e.get("acebench_skipped") else {}),
+                      **on_demand(e)}
                      for e in evals if e.get("benchmark") != "acebench"],
            "acebench": [{"iteration": e.get("iteration"), "eval_id": e["eval_id"], "scores": e["scores"],
-                         "per_category": per_category(e)}
+                         "per_category": per_category(e), **on_demand(e)}
                         for e in evals if e.get("benchmark") == "acebench"]}
     doc["instruments"] = run_instruments(doc)
     return doc

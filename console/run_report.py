@@ -124,10 +124,16 @@ def _table(head: list, rows: list[list], header: bool = True) -> str:
     return "\n".join(out)
 
 
+def loop_evals(evals: list[dict] | None) -> list[dict]:
+    """The loop's own evals, one per iteration (the console's on-demand evals, on subsets the operator
+    chose, are not points of these lines)."""
+    return [e for e in evals or [] if not e.get("on_demand") and isinstance(e.get("iteration"), int)]
+
+
 def _heldout(doc: dict) -> str:
     from console import run_plots
 
-    evals = doc.get("evals") or []
+    evals = loop_evals(doc.get("evals"))
     title = "Held-out accuracy per iteration (BFCL-v3 subset of the run)"
     if not evals:
         return _section(title, [_none("No evaluation has been stored for this run yet.")])
@@ -147,7 +153,7 @@ def _leaderboards(doc: dict) -> str:
     from evals.bfcl_metrics import LEADERBOARD_COLUMNS
 
     body = []
-    evals = doc.get("evals") or []
+    evals = loop_evals(doc.get("evals"))
     if evals:
         series = {label: [(e["iteration"], e["scores"].get(key)) for e in evals] for label, key in LEADERBOARD_COLUMNS}
         body.append(_plot(run_plots.iteration_lines("BFCL-v3 leaderboard columns (v3 formula)", series,
@@ -158,7 +164,7 @@ def _leaderboards(doc: dict) -> str:
                             for e in evals]))
     else:
         body.append(_none("No BFCL-v3 evaluation has been stored for this run yet."))
-    ace = doc.get("acebench") or []
+    ace = loop_evals(doc.get("acebench"))
     reasons = acebench_skipped(doc)
     if ace:
         series = {label: [(e["iteration"], e["scores"].get(key)) for e in ace] for label, key in ACEBENCH_COLUMNS}
@@ -172,6 +178,10 @@ def _leaderboards(doc: dict) -> str:
         body += [_none(f"ACEBench was not evaluated: {r}") for r in reasons]
     else:
         body.append(_none("ACEBench is not part of this run's evaluation (eval.acebench = false)."))
+    extra = len(doc.get("evals") or []) + len(doc.get("acebench") or []) - len(evals) - len(ace)
+    if extra:
+        body.append(_none(f"{extra} on-demand evaluation(s) of this run are not drawn here: `looptool eval "
+                          "list` and `looptool eval show` have them."))
     return _section("Leaderboard columns: BFCL-v3 and ACEBench", body)
 
 

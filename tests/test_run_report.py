@@ -138,3 +138,12 @@ def test_runs_report_command_on_an_unknown_run(tmp_path):
                        capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 2 and "no run 'nope'" in p.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_on_demand_evals_are_named_not_drawn(tmp_path):
+    odd = {**bfcl_eval(1, {"simple_python": 0, HOSTILE: 0}), "on_demand": True}
+    plain = build_report(run_doc(tmp_path), {})
+    page = build_report(run_doc(tmp_path, evals=run_doc(tmp_path)["evals"] + [odd]), {})
+    assert "1 on-demand evaluation(s) of this run are not drawn here" in page
+    assert page.count("<td>iter 1</td>") == plain.count("<td>iter 1</td>")
+    assert "<th>iter 1</th>" in page and page.count("<th>iter 1</th>") == plain.count("<th>iter 1</th>")
