@@ -10,10 +10,10 @@
                                subset), heldout/<benchmark>/mean (correct / entries over the categories
                                evaluated) and <benchmark>/<score> (the leaderboard columns)
 
-Train and eval are two TensorBoard runs, not one folder: TensorBoard drops every point past a step that a
-later event goes back to (it takes that for a restart), and optimizer steps and iterations are two axes.
-`tensorboard --logdir <run_dir>/tracker` shows both. A training resumed from a checkpoint logs its steps
-again, which is the restart TensorBoard expects.
+Train and eval are two TensorBoard runs, because their steps mean two things (optimizer steps,
+iterations); `tensorboard --logdir <run_dir>/tracker` shows both. A training resumed from a checkpoint
+logs the steps after it again; its event file starts with TensorBoard's restart marker (purge_step), so
+readers drop what the interrupted training had logged past the checkpoint.
 
 wandb: one wandb run per looptool run (its id derived from the run id, resumed by every process that
 logs to it; project $WANDB_PROJECT, default "looptool"), files under <run_dir>/tracker/. Offline unless

@@ -132,6 +132,12 @@ def test_sigkill_mid_train_and_mid_probe_then_resume(reference_run, tmp_path):
     train1 = json.loads((run_dir / "iter-1" / "train.done").read_text())
     assert train1["resumed_from"], "training did not resume from its checkpoint"
     assert counts(run_dir) == counts(ref_dir)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tracker" / "train"))  # report_to = ["tensorboard"]
+    events.Reload()
+    steps = train1["steps"] + json.loads((run_dir / "iter-2" / "train.done").read_text())["steps"]
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(1, steps + 1))  # the resumed steps once
 
 
 def test_resume_unknown_run_and_double_start(tmp_path):

@@ -240,7 +240,16 @@ class _RunStep:
 
 
 class RunStepTensorBoard(_RunStep, TensorBoardCallback):
-    pass
+    """A training resumed from its checkpoint logs the steps after it again: the writer's purge_step (a
+    restart marker in the event file) has TensorBoard drop what the interrupted training logged past it."""
+    purge_step = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.purge_step = self.offset + state.global_step + 1 if state.global_step else None
+        return super().on_train_begin(args, state, control, **kwargs)
+
+    def _init_summary_writer(self, args):  # transformers' own, given the purge step
+        self.tb_writer = self._SummaryWriter(log_dir=self.logging_dir, purge_step=self.purge_step)
 
 
 class RunStepWandb(_RunStep, WandbCallback):
