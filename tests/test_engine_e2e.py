@@ -170,7 +170,7 @@ def test_run_report_renders_its_plots_in_chromium_and_tensorboard_reads_the_trac
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from core.train_curve import CURVE_FILE, read_curve
-    from tests.browser import rectangles_of, screenshot, solid_png_uri
+    from browser import rectangles_of, screenshot, solid_png_uri
 
     home, run_dir, _ = reference_run
     env = {**os.environ, "LOOPTOOL_HOME": str(home)}
