@@ -6,7 +6,8 @@ not skipped) and says how to install it; .ci/run installs it.
 
 The flags: as root Chromium refuses to start without --no-sandbox; the machine has no network and no
 display, so everything that would reach out (background networking, component and safe-browsing
-updates, sync, QUIC) is off, or start-up stalls on it; a fresh profile per start keeps runs apart.
+updates, sync, QUIC) is off, or start-up stalls on it; a fresh profile per start keeps runs apart; the
+device scale factor is 1, so a PNG is painted pixel for pixel at its own size.
 """
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", "--no-default-browser-check",
-         "--disable-extensions", "--force-device-scale-factor=1")
+         "--disable-extensions", "--force-device-scale-factor=1",
+         # the screenshot waits for every image to be decoded and drawn, not only for the load event
+         "--run-all-compositor-stages-before-draw", "--virtual-time-budget=5000")
 
 
 def require_chromium() -> str:
