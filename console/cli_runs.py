@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -24,11 +25,10 @@ def runs_list(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
         typer.echo(f"{r['run_id']}  {r['state']:9s}  {r.get('model', '')}  {r.get('run_dir', '')}")
 
 
-@runs_app.command("show")
-def runs_show(run_id: str = typer.Argument(..., help="Run id."),
-              json_out: bool = typer.Option(False, "--json", help="Print JSON.")):
-    """One run: per-iteration BFCL-v3 scores, dataset composition, judge verdicts, probe mastery per kind,
-    failure classes, eval error types per category and the train curve."""
+def run_doc(run_id: str) -> dict:
+    """What the store holds on one run, as `runs show --json` prints it and `runs report` draws it:
+    {run, iterations, evals (BFCL-v3, trimmed), acebench, instruments}."""
+    from core.benchmarks import subset_accuracy
     from core.store import ResultStore
 
     with ResultStore(read_only=True) as store:  # a snapshot: no lock, a running core never blocks it
@@ -38,26 +38,51 @@ def runs_show(run_id: str = typer.Argument(..., help="Run id."),
         iters = sorted(store.get_docs("iterations", run_id=run_id), key=lambda d: d["iteration"])
         evals = [e for e in store.list_evals() if e.get("run_id") == run_id]
     evals = sorted(evals, key=lambda e: e.get("iteration", 0))
-    from console.report import print_run, run_instruments
+    from console.report import run_instruments
+
+    def per_category(e: dict) -> dict:
+        return {cat: c.get("accuracy") for cat, c in (e.get("per_category") or {}).items()}
+
+    def on_demand(e: dict) -> dict:  # the operator's own evals (console), beside the loop's
+        return {"on_demand": True} if e.get("on_demand") else {}
 
     doc = {"run": runs[0], "iterations": iters,
            "evals": [{"iteration": e.get("iteration"), "eval_id": e["eval_id"], "scores": e["scores"],
-                      "accuracy": subset_accuracy(e),
+                      "accuracy": subset_accuracy(e), "per_category": per_category(e),
                       "error_types": {cat: c["error_types"] for cat, c in (e.get("per_category") or {}).items()
                                       if c.get("error_types")},
-                      **({"acebench_skipped": e["acebench_skipped"]} if e.get("acebench_skipped") else {})}
+                      **({"acebench_skipped": e["acebench_skipped"]} if e.get("acebench_skipped") else {}),
+                      **on_demand(e)}
                      for e in evals if e.get("benchmark") != "acebench"],
-           "acebench": [{"iteration": e.get("iteration"), "eval_id": e["eval_id"], "scores": e["scores"]}
+           "acebench": [{"iteration": e.get("iteration"), "eval_id": e["eval_id"], "scores": e["scores"],
+                         "per_category": per_category(e), **on_demand(e)}
                         for e in evals if e.get("benchmark") == "acebench"]}
     doc["instruments"] = run_instruments(doc)
+    return doc
+
+
+@runs_app.command("show")
+def runs_show(run_id: str = typer.Argument(..., help="Run id."),
+              json_out: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """One run: per-iteration BFCL-v3 scores, dataset composition, judge verdicts, probe mastery per kind,
+    failure classes, eval error types per category and the train curve."""
+    doc = run_doc(run_id)
     if json_out:
         typer.echo(json.dumps(doc, indent=2))
         return
+    from console.report import print_run
+
     print_run(doc)
 
 
-def subset_accuracy(summary: dict) -> float | None:
-    """Correct / entries over the categories evaluated (the v3 Overall counts missing categories as 0)."""
-    per = (summary.get("per_category") or {}).values()
-    total = sum(c.get("total", 0) for c in per)
-    return sum(c.get("correct", 0) for c in per) / total if total else None
+@runs_app.command("report")
+def runs_report(run_id: str = typer.Argument(..., help="Run id (see `looptool runs list`)."),
+                out: Path = typer.Option(..., "--out", help="The HTML file to write (replaced if it exists).")):
+    """One self-contained HTML page on a run (no scripts, nothing fetched: the plots are PNG images inside
+    it): held-out accuracy per iteration and category, the BFCL-v3 and ACEBench columns, dataset
+    composition, judge verdicts, training loss and reward, probe mastery per kind. It reads what `runs
+    show` reads, plus each iteration's train_curve.jsonl in the run directory; works on a running run."""
+    from console.run_report import write_report
+
+    write_report(run_doc(run_id), out)
+    typer.echo(f"wrote {out}")

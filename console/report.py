@@ -124,7 +124,7 @@ def print_run(doc: dict, console: Console | None = None) -> None:
         t.add_row(str(e["iteration"]), pct(e.get("accuracy")),
                   *(pct(e["scores"].get(k)) for _, k in LEADERBOARD_COLUMNS))
     console.print(t)
-    skipped = _acebench_skipped(doc)
+    skipped = acebench_skipped(doc)
     if not doc.get("acebench"):
         for reason in skipped:
             console.print(f"ACEBench: not evaluated — {reason}")
@@ -155,7 +155,7 @@ def print_run(doc: dict, console: Console | None = None) -> None:
 
 # -- the loop's instruments (`looptool runs show`) ------------------------------------------------
 
-def _acebench_skipped(doc: dict) -> list[str]:
+def acebench_skipped(doc: dict) -> list[str]:
     """Distinct reasons, in iteration order, why ACEBench was configured but not evaluated."""
     reasons = [e.get("acebench_skipped") for e in doc.get("evals", [])]
     reasons += [(it.get("eval") or {}).get("acebench_skipped") for it in doc.get("iterations", [])]

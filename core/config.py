@@ -10,13 +10,15 @@ Presets ship with the package (core/presets/*.toml); `looptool config show PRESE
 """
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
 
 from core.backends.base import PREFIX_CACHE_MB
 from core.errors import UserError
@@ -134,9 +136,35 @@ class TrainSection(_Strict):
     vllm_server_port: int = Field(8000, ge=1, le=65535, description="the port of the server the engine starts")
     vllm_server_timeout_s: float = Field(900.0, gt=0, description="how long a server may take to become "
                                          "healthy (loading an 8B model, compiling its CUDA graphs)")
+    report_to: list[Literal["none", "tensorboard", "wandb"]] = Field(
+        default_factory=lambda: ["none"], min_length=1, description="experiment trackers trl logs training "
+        "to, and the eval stage each iteration's results (core/trackers.py; files in <run dir>/tracker/): "
+        "[\"none\"], or one or both of \"tensorboard\" (the trackers extra) and \"wandb\" (offline unless "
+        "WANDB_MODE or WANDB_API_KEY is set)")
 
     def method_for(self, iteration: int) -> str:
         return self.methods[min(iteration, len(self.methods)) - 1]
+
+    @property
+    def trackers(self) -> list[str]:
+        """report_to without "none": the trackers this run logs to."""
+        return [t for t in self.report_to if t != "none"]
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to_list(cls, value):
+        if isinstance(value, str):  # transformers takes a bare string; a run config says it one way
+            raise ValueError(f"give a list, e.g. report_to = [{json.dumps(value)[:40]}]")
+        return value
+
+    @field_validator("report_to")
+    @classmethod
+    def _report_to_distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"{value}: a tracker is named twice")
+        if "none" in value and len(value) > 1:
+            raise ValueError(f"{value}: \"none\" means no tracker; give it alone or leave it out")
+        return value
 
     @model_validator(mode="after")
     def _vllm_server(self):

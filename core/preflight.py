@@ -16,6 +16,7 @@ seeding and model loading, fails here instead, leaving no run behind.
     training    train.accelerate_config, when train.launcher = "accelerate";
     rollouts    train.use_vllm (GRPO): CUDA GPUs, vllm installed, the server's GPUs exist and leave some
                 for training, colocate's tensor parallel size divides the training processes;
+    trackers    train.report_to: each tracker (tensorboard, wandb) is installed (core/trackers.py);
     servers     each judge or generator model the engine serves itself (serve = true, core/servers.py):
                 its program is installed (the default command's vllm) and the GPUs it is given exist.
 
@@ -48,6 +49,9 @@ def check_run(cfg: RunConfig, where: str) -> list[str]:
 
             notes.append(f"train.accelerate_config: {accelerate_config_path(cfg.train.accelerate_config)}")
         notes += _check_servers(cfg)
+        from core.trackers import check_installed
+
+        notes.append(check_installed(cfg))
     except UserError as e:
         raise UserError(f"{where}: {e}") from None
     return notes + _check_seeds(cfg)  # last, the slowest; its errors name their own file

@@ -118,11 +118,16 @@ def parse_line(line: bytes | str) -> dict | None:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    """Write obj as JSON through a temp file: fsynced, renamed over path, the directory fsynced, so a
-    crash or power loss leaves the old file or the new one, never an empty or partial one."""
+    """Write obj as JSON, atomically (write_text_atomic)."""
+    write_text_atomic(path, dumps(obj, indent=2), encoding="ascii")
+
+
+def write_text_atomic(path: Path, text: str, encoding: str = "utf-8") -> None:
+    """Write text through a temp file: fsynced, renamed over path, the directory fsynced, so a crash or
+    power loss leaves the old file or the new one, never an empty or partial one."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="ascii") as fh:
-        fh.write(dumps(obj, indent=2))
+    with open(tmp, "w", encoding=encoding) as fh:
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -56,3 +56,84 @@ def test_resume_unknown_run_and_double_start(tmp_path):
     assert p.returncode == 2 and "no such run" in p.stderr
     p = subprocess.run([sys.executable, "-m", "console.cli", "core"], capture_output=True, text=True, env=env)
     assert p.returncode == 2 and "exactly one of" in p.stderr
+
+
+# -- report (issue 14) --
+
+MAGENTA = (255, 0, 255)  # in no plot: matplotlib's tab10 and tab20 colours, black, greys and white
+
+
+def test_run_report_renders_its_plots_in_chromium_and_tensorboard_reads_the_trackers(reference_run, tmp_path):
+    """`looptool runs report` on the reference run, opened in a real headless Chromium: every embedded PNG
+    decodes, and the browser paints each one pixel for pixel where the page lays it out (found through a
+    second page whose images are magenta stand-ins of the same sizes, so the layout is the same). Then
+    the run's TensorBoard files (tiny-run.toml: report_to = ["tensorboard"]), read back with tensorboard's
+    own EventAccumulator: the train loss continues over both iterations' optimizer steps with the curve
+    files' values, GRPO's reward is there for iteration 2, the eval scalars for iterations 0..2."""
+    import base64
+    import io
+    import re
+
+    import numpy as np
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from core.train_curve import CURVE_FILE, read_curve
+    from browser import rectangles_of, screenshot, solid_png_uri
+
+    home, run_dir, _ = reference_run
+    env = {**os.environ, "LOOPTOOL_HOME": str(home)}
+    report = tmp_path / "report.html"
+    p = subprocess.run([sys.executable, "-m", "console.cli", "runs", "report", run_dir.name, "--out", str(report)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    page = report.read_text(encoding="utf-8")
+    assert not list(tmp_path.glob("*.tmp"))
+    assert "<script" not in page.lower() and not re.search(r"""(src|href)=["']?(https?:|//)""", page)
+    uris = re.findall(r'<img src="(data:image/png;base64,[^"]+)"', page)
+    # held-out accuracy, BFCL columns, composition of D2, judge verdicts, loss + reward, mastery per kind
+    assert len(uris) == 6, len(uris)
+    assert "ACEBench is not part of this run" in page  # eval.acebench is off: a sentence, not an empty plot
+    images = []
+    for uri in uris:
+        with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1], validate=True))) as img:
+            img.load()
+            assert img.format == "PNG" and img.width == 900 and img.height >= 250, img.size
+            images.append(img.convert("RGB"))
+            colors = img.getcolors(1 << 16)  # None: more colours than that
+            assert colors is None or len(colors) > 20, "a blank image"
+
+    shot = screenshot(report, tmp_path / "report.png")
+    stand_in = tmp_path / "stand-in.html"
+    swapped = page
+    for uri, img in zip(uris, images):
+        swapped = swapped.replace(uri, solid_png_uri(img.width, img.height, MAGENTA), 1)
+    stand_in.write_text(swapped, encoding="utf-8")
+    boxes = rectangles_of(screenshot(stand_in, tmp_path / "stand-in.png"), MAGENTA)
+    assert [(r - l, b - t) for l, t, r, b in boxes] == [img.size for img in images], boxes
+    assert boxes[-1][3] < shot.height, "the page is longer than the screenshot"
+    for box, img in zip(boxes, images):
+        painted = np.asarray(shot.crop(box), dtype=np.int16)
+        drawn = np.asarray(img, dtype=np.int16)
+        assert np.abs(painted - drawn).mean() < 2.0, f"the image at {box} is not painted as drawn"
+
+    curve = [read_curve(run_dir / f"iter-{j}" / CURVE_FILE) for j in (1, 2)]
+    steps = [json.loads((run_dir / f"iter-{j}" / "train.done").read_text())["steps"] for j in (1, 2)]
+    train = EventAccumulator(str(run_dir / "tracker" / "train"))
+    train.Reload()
+    loss = train.Scalars("train/loss")
+    assert [e.step for e in loss] == list(range(1, steps[0] + steps[1] + 1))  # continued, not restarted
+    assert [e.value for e in loss] == pytest.approx([pt["loss"] for c in curve for pt in c], rel=1e-6, abs=1e-7)
+    reward = train.Scalars("train/reward")  # iteration 2 is GRPO
+    assert [e.step for e in reward] == [steps[0] + pt["step"] for pt in curve[1]]
+    assert [e.value for e in reward] == pytest.approx([pt["reward"] for pt in curve[1]], rel=1e-6, abs=1e-6)
+
+    show = json.loads(subprocess.run([sys.executable, "-m", "console.cli", "runs", "show", run_dir.name, "--json"],
+                                     capture_output=True, text=True, env=env, check=True).stdout)
+    evals = EventAccumulator(str(run_dir / "tracker" / "eval"))
+    evals.Reload()
+    for tag, key in (("heldout/bfcl/simple_python", lambda e: e["per_category"]["simple_python"]),
+                     ("heldout/bfcl/mean", lambda e: e["accuracy"]), ("bfcl/overall", lambda e: e["scores"]["overall"])):
+        logged = evals.Scalars(tag)
+        assert [e.step for e in logged] == [0, 1, 2], tag
+        assert [e.value for e in logged] == pytest.approx([key(e) for e in show["evals"]], abs=1e-6), tag

@@ -35,5 +35,11 @@ def test_sigkill_mid_train_and_mid_probe_then_resume(tmp_path, tmp_path_factory,
     assert train1["resumed_from"], "training did not resume from its checkpoint"
     _, ref_dir, _ = shared_reference(tmp_path_factory, worker_id)  # asked for last: made meanwhile elsewhere
     assert counts(run_dir) == counts(ref_dir)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tracker" / "train"))  # report_to = ["tensorboard"]
+    events.Reload()
+    steps = train1["steps"] + json.loads((run_dir / "iter-2" / "train.done").read_text())["steps"]
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(1, steps + 1))  # the resumed steps once
 
 

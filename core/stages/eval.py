@@ -9,7 +9,8 @@ and marks it done with eval.done:
 
 Each summary is that benchmark's own record (the engine stores each in the store's evals table). A
 benchmark whose data cannot be had here (BenchmarkUnavailable: ACEBench offline without a data folder)
-is skipped with its reason in `skipped` and a warning; the run goes on. The console's on-demand eval
+is skipped with its reason in `skipped` and a warning; the run goes on. The summaries are logged to the
+run's trackers (train.report_to; core/trackers.py) at step = iteration. The console's on-demand eval
 (core/eval_job.py) calls `evaluate` for one benchmark with the operator's subset and size, without the
 marker, so it never changes what a resumed run skips.
 """
@@ -19,6 +20,7 @@ import time
 
 from core.benchmarks import BenchmarkUnavailable, EvalRequest, get, registry
 from core.stages.base import StageContext, is_done, mark_done
+from core.trackers import log_eval
 from core.weights import trained
 
 
@@ -55,5 +57,6 @@ def run(ctx: StageContext) -> dict:
             ctx.emit("event", {"event": "warning", "stage": "eval", "iteration": ctx.iteration,
                                "benchmark": name, "message": str(e)})
     result["wall_s"] = round(time.monotonic() - started, 1)
+    log_eval(ctx.cfg, ctx.run_dir, ctx.iteration, result["summaries"])  # before the marker: a resume logs again
     mark_done(ctx.iter_dir, "eval", result)
     return result

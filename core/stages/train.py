@@ -18,6 +18,8 @@
   process loses at most that much work; a rerun resumes from the newest complete checkpoint.
 * launcher = "accelerate": `run` starts `accelerate launch ... -m core.stages.train_entry` (see
   core/stages/train_launch.py) and relays pause/stop and telemetry through files.
+* train.report_to: trl's own tracker callbacks (tensorboard, wandb) log the training, at the run's step
+  (earlier iterations' steps added) into run_dir/tracker/ (core/trackers.py).
 * train.use_vllm: GRPO's rollouts through trl's vLLM integration, colocated or on a server that `run`
   starts for the stage (core/stages/train_vllm.py).
 """
@@ -34,9 +36,10 @@ from core.errors import UserError
 from core.hardware import cpu_native_bf16
 from core.schema import Sample, load_samples
 from core.stages.base import StageContext, is_done, mark_done
-from core.stages.train_callback import LoopCallback, latest_checkpoint
+from core.stages.train_callback import LoopCallback, continue_run_steps, latest_checkpoint
 from core.stages.train_launch import LAUNCHED_ENV, accelerate_command, run_launched  # noqa: F401
 from core.stages.train_vllm import SERVER_URL_ENV, grpo_vllm_kwargs, rollout_server
+from core.trackers import set_train_env, step_offset
 
 CKPT_DIR = "train-ckpt"
 POLICY_DIR = "policy"
@@ -93,11 +96,13 @@ def train_inprocess(ctx: StageContext, dataset: list[Sample]) -> dict:
     transformers.set_seed(args.seed)
     model = load_model(ctx, args)
     callback = LoopCallback(ctx, save_every_s=tcfg.save_every_s)
+    set_train_env(ctx.cfg, ctx.run_dir)  # where trl's tracker callbacks (train.report_to) write
     if method == "sft":
         trainer = _sft_trainer(model, tokenizer, args, rows, callback)
     else:
         trainer = _grpo_trainer(model, tokenizer, args, rows, dataset, mode, tcfg.list_as_set, callback)
     callback.trainer = trainer
+    continue_run_steps(trainer, step_offset(ctx.run_dir, ctx.iteration))
     ctx.emit("event", {"event": "train_started", "stage": "train", "iteration": ctx.iteration, "method": method,
                        "samples": len(rows), "resumed_from": resume.name if resume else None})
 
@@ -160,7 +165,8 @@ def training_args(ctx: StageContext, method: str, n_rows: int, output_dir: Path)
     common = dict(
         output_dir=str(output_dir), num_train_epochs=tcfg.epochs, weight_decay=0.01, max_grad_norm=1.0,
         logging_strategy="steps", logging_steps=1, save_strategy="no", save_total_limit=SAVE_TOTAL_LIMIT,
-        report_to="none", disable_tqdm=True, seed=ctx.cfg.run.seed + ctx.iteration,
+        report_to=tcfg.trackers or "none", run_name=ctx.run_dir.name,  # trackers: core/trackers.py
+        disable_tqdm=True, seed=ctx.cfg.run.seed + ctx.iteration,
         use_cpu=on_cpu, bf16=bf16, dataloader_num_workers=0,
         activation_checkpointing=not on_cpu,  # GPU memory for 8B models; pointless for 135M on CPU
         ddp_find_unused_parameters=False,  # every trainable weight is used (LoRA all-linear, or all of them)

@@ -10,6 +10,7 @@ again), and readers keep the last line per step.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -17,8 +18,10 @@ import time
 from pathlib import Path
 
 from transformers import TrainerCallback
+from transformers.integrations import TensorBoardCallback, WandbCallback
 
 from core.stages.base import StageContext, StageStopped
+from core.train_curve import CURVE_FILE, compact_curve, read_curve
 
 _CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
 
@@ -32,7 +35,6 @@ def latest_checkpoint(root: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-CURVE_FILE = "train_curve.jsonl"
 # What the trainer logs (transformers: loss, learning_rate, grad_norm, epoch; trl 1.x SFTTrainer and
 # GRPOTrainer: num_tokens; GRPOTrainer: the rest, means over the logging window) -> the curve's key.
 CURVE_KEYS = {
@@ -55,27 +57,6 @@ def curve_point(logs: dict, state) -> dict:
     if "num_tokens" in point and getattr(state, "num_input_tokens_seen", 0):
         point["num_tokens"] = float(state.num_input_tokens_seen)
     return point
-
-
-def read_curve(path: Path) -> list[dict]:
-    """The curve's points in step order, the last line per step kept (a torn last line is ignored)."""
-    by_step: dict[int, dict] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                point = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            by_step[point["step"]] = point
-    return [by_step[k] for k in sorted(by_step)]
-
-
-def compact_curve(points: list[dict], digits: int = 5) -> list[dict]:
-    """The points with floats rounded to `digits` significant digits (for train.done stats)."""
-    def short(v):
-        return float(f"{v:.{digits}g}") if isinstance(v, float) and math.isfinite(v) else v
-
-    return [{k: short(v) for k, v in p.items()} for p in points]
 
 
 class CurveLog:
@@ -243,3 +224,48 @@ class LoopCallback(TrainerCallback):
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
             flags = [bool(v) for v in t.tolist()]
         return flags
+
+
+# -- trackers (train.report_to, core/trackers.py) ----------------------------------------------------
+
+class _RunStep:
+    """A tracker callback that logs at the run's step: the trainer's step plus `offset`, the steps of the
+    iterations before (every iteration's trainer counts from 0). Only the logged step changes."""
+    offset = 0
+
+    def on_log(self, args, state, control, **kwargs):
+        run_state = copy.copy(state)  # the trainer's own state keeps its step
+        run_state.global_step = state.global_step + self.offset
+        return super().on_log(args, run_state, control, **kwargs)
+
+
+class RunStepTensorBoard(_RunStep, TensorBoardCallback):
+    """A training resumed from its checkpoint logs the steps after it again: the writer's purge_step (a
+    restart marker in the event file) has TensorBoard drop what the interrupted training logged past it."""
+    purge_step = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.purge_step = self.offset + state.global_step + 1 if state.global_step else None
+        return super().on_train_begin(args, state, control, **kwargs)
+
+    def _init_summary_writer(self, args):  # transformers' own, given the purge step
+        self.tb_writer = self._SummaryWriter(log_dir=self.logging_dir, purge_step=self.purge_step)
+
+
+class RunStepWandb(_RunStep, WandbCallback):
+    pass
+
+
+RUN_STEP_CALLBACKS = {TensorBoardCallback: RunStepTensorBoard, WandbCallback: RunStepWandb}
+
+
+def continue_run_steps(trainer, offset: int) -> None:
+    """Swap the tracker callbacks that train.report_to had trl add for ones that log at the run's step,
+    each in its place (callbacks run in list order: the tracker's line is written before LoopCallback
+    may pause or stop at that step)."""
+    callbacks = trainer.callback_handler.callbacks
+    for i, callback in enumerate(callbacks):
+        continued = RUN_STEP_CALLBACKS.get(type(callback))
+        if continued is not None:
+            callbacks[i] = continued()
+            callbacks[i].offset = offset
