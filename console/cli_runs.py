@@ -39,6 +39,7 @@ def runs_show(run_id: str = typer.Argument(..., help="Run id."),
         evals = [e for e in store.list_evals() if e.get("run_id") == run_id]
     evals = sorted(evals, key=lambda e: e.get("iteration", 0))
     from console.report import print_run, run_instruments
+    from core.run_scores import subset_accuracy
 
     doc = {"run": runs[0], "iterations": iters,
            "evals": [{"iteration": e.get("iteration"), "eval_id": e["eval_id"], "scores": e["scores"],
@@ -55,9 +56,3 @@ def runs_show(run_id: str = typer.Argument(..., help="Run id."),
         return
     print_run(doc)
 
-
-def subset_accuracy(summary: dict) -> float | None:
-    """Correct / entries over the categories evaluated (the v3 Overall counts missing categories as 0)."""
-    per = (summary.get("per_category") or {}).values()
-    total = sum(c.get("total", 0) for c in per)
-    return sum(c.get("correct", 0) for c in per) / total if total else None
