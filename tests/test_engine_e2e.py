@@ -141,3 +141,24 @@ def test_resume_unknown_run_and_double_start(tmp_path):
     assert p.returncode == 2 and "no such run" in p.stderr
     p = subprocess.run([sys.executable, "-m", "console.cli", "core"], capture_output=True, text=True, env=env)
     assert p.returncode == 2 and "exactly one of" in p.stderr
+
+
+# -- export (issue 14) --
+
+def test_export_of_the_reference_run_loads_and_its_card_has_every_iteration_s_score(reference_run, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    home, run_dir, _ = reference_run
+    out = tmp_path / "export"
+    p = subprocess.run([sys.executable, "-m", "console.cli", "export", run_dir.name, "--out", str(out)],
+                       capture_output=True, text=True, env={**os.environ, "LOOPTOOL_HOME": str(home)}, timeout=600)
+    assert p.returncode == 0 and p.stdout.strip() == str(out), p.stderr
+    assert "merging the LoRA adapter" in p.stderr and not (out / "adapter_config.json").exists()
+    assert type(AutoModelForCausalLM.from_pretrained(out)).__name__ == "LlamaForCausalLM"
+    card = (out / "README.md").read_text()
+    for j in range(3):  # the held-out score of each iteration, as the run's eval.done has it
+        per = json.loads((run_dir / f"iter-{j}" / "eval.done").read_text())["summaries"]["bfcl"]["per_category"]
+        correct, total = sum(c["correct"] for c in per.values()), sum(c["total"] for c in per.values())
+        rows = [ln for ln in card.splitlines() if ln.startswith((f"| {j} |", f"| **{j} (exported)** |"))
+                and (" | trained | " in ln or " | base model | " in ln)]
+        assert len(rows) == 1 and f"| {correct}/{total} ({100 * correct / total:.1f} %) |" in rows[0], card
