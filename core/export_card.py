@@ -93,8 +93,9 @@ def weights_text(plan, base_path: str, dtype: str | None, adapter_only: bool) ->
     if adapter_only:
         return (f"The peft {lora} alone, to load on the base model `{base_path}`; its adapter_config.json "
                 f"names the base as the run saw it: `{conf.get('base_model_name_or_path')}`.")
-    return (f"The {lora}, merged into the base model (peft `merge_and_unload`, in float32, then cast once "
-            f"to {dtype}): {dtype}, the base model's dtype.")
+    cast = "" if dtype == "float32" else f", then cast once to {dtype}"
+    return (f"The {lora}, merged into the base model (peft `merge_and_unload`, in float32{cast}): {dtype}, "
+            "the base model's dtype.")
 
 
 def usage(adapter_only: bool, base_path: str) -> list[str]:
