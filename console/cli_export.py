@@ -25,10 +25,9 @@ def export_cmd(
     every iteration and the data each one trained on. Loads with transformers' AutoModelForCausalLM;
     `vllm serve DIR` takes the same layout.
 
-    When the base model scores better on the held-out subset than every trained iteration, nothing is
-    exported unless --iteration names one. Merging holds the model in float32 in memory (4 bytes a
-    parameter). Everything is written beside DIR first and renamed into place, so a failure leaves
-    nothing half-written."""
+    If the base model beats every trained iteration, --iteration must name one.
+    Merging holds the model in float32 in memory (4 bytes a parameter).
+    DIR is written beside itself and renamed into place: a failure leaves nothing."""
     from core.export import check_out, export, plan_export
 
     check_out(out, force)  # before the store or any model is read
