@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from console import cli_core, cli_eval, cli_runs, cli_store
+from console import cli_core, cli_eval, cli_export, cli_runs, cli_store
 from console.commands import register as register_console_commands
 from core.errors import UserError
 
@@ -17,6 +17,7 @@ app = typer.Typer(help="looptool: close the data-training loop for tool-calling 
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.command("core")(cli_core.core_cmd)
 app.command("models")(cli_eval.models_cmd)
+app.command("export")(cli_export.export_cmd)
 register_console_commands(app)  # `looptool console` and `looptool run` (the operator console)
 app.add_typer(cli_eval.eval_app, name="eval")
 app.add_typer(cli_runs.runs_app, name="runs")

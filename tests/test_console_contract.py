@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONSOLE = ROOT / "console"
 # the CLI plumbing (argument parsing, the headless printer, report tables, the HTML run report, discovery
 # of local cores) is not the console app; everything else under console/ is
-CLI_ONLY = {"cli.py", "cli_core.py", "cli_eval.py", "cli_options.py", "cli_runs.py", "cli_store.py", "headless.py",
-            "report.py", "run_report.py", "run_plots.py", "commands.py", "discovery.py"}
+CLI_ONLY = {"cli.py", "cli_core.py", "cli_eval.py", "cli_export.py", "cli_options.py", "cli_runs.py", "cli_store.py",
+            "headless.py", "report.py", "run_report.py", "run_plots.py", "commands.py", "discovery.py"}
 ALLOWED_CORE = {"core.busproto", "core.errors", "core.paths"}  # the contract, errors, $LOOPTOOL_HOME
 LINK_ALSO = {"core.bus"}  # the MQTT client: the link's alone
 NEVER = ("aiomqtt", "paho", "amqtt", "tinydb", "evals")

@@ -137,3 +137,24 @@ def test_run_report_renders_its_plots_in_chromium_and_tensorboard_reads_the_trac
         logged = evals.Scalars(tag)
         assert [e.step for e in logged] == [0, 1, 2], tag
         assert [e.value for e in logged] == pytest.approx([key(e) for e in show["evals"]], abs=1e-6), tag
+
+
+# -- export (issue 14) --
+
+def test_export_of_the_reference_run_loads_and_its_card_has_every_iteration_s_score(reference_run, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    home, run_dir, _ = reference_run
+    out = tmp_path / "export"
+    p = subprocess.run([sys.executable, "-m", "console.cli", "export", run_dir.name, "--out", str(out)],
+                       capture_output=True, text=True, env={**os.environ, "LOOPTOOL_HOME": str(home)}, timeout=600)
+    assert p.returncode == 0 and p.stdout.strip() == str(out), p.stderr
+    assert "merging the LoRA adapter" in p.stderr and not (out / "adapter_config.json").exists()
+    assert type(AutoModelForCausalLM.from_pretrained(out)).__name__ == "LlamaForCausalLM"
+    card = (out / "README.md").read_text()
+    for j in range(3):  # the held-out score of each iteration, as the run's eval.done has it
+        per = json.loads((run_dir / f"iter-{j}" / "eval.done").read_text())["summaries"]["bfcl"]["per_category"]
+        correct, total = sum(c["correct"] for c in per.values()), sum(c["total"] for c in per.values())
+        rows = [ln for ln in card.splitlines() if ln.startswith((f"| {j} |", f"| **{j} (exported)** |"))
+                and (" | trained | " in ln or " | base model | " in ln)]
+        assert len(rows) == 1 and f"| {correct}/{total} ({100 * correct / total:.1f} %) |" in rows[0], card
