@@ -239,23 +239,28 @@ class _Run:
         sample = self.sample(raw)
         if sample is None:
             return "(the sample is not in the dataset file)" if raw is None else "(the sample does not validate)"
-        return label_text(sample, self.mode)
+        try:
+            return label_text(sample, self.mode)
+        except ValueError as e:  # an argument name no Python call can carry
+            return f"(the label cannot be rendered: {e})"
 
     def conversation(self, raw: dict | None) -> str:
         """The sample's messages, one per line, then its label."""
         sample = self.sample(raw)
         if sample is None:
             return self.label(raw)
-        from core.prompt_format import label_text
         from core.toolcalls import render_python
 
         lines = []
         for m in sample.messages:
             if m.tool_calls:
-                lines.append(f"{m.role}: {render_python([c.tool_call() for c in m.tool_calls])}")
+                try:
+                    lines.append(f"{m.role}: {render_python([c.tool_call() for c in m.tool_calls])}")
+                except ValueError as e:
+                    lines.append(f"{m.role}: (calls that cannot be rendered: {e})")
             else:
                 lines.append(f"{m.role}{'(' + m.name + ')' if m.name else ''}: {m.content}")
-        return "\n".join(lines) + "\n=> label: " + label_text(sample, self.mode)
+        return "\n".join(lines) + "\n=> label: " + self.label(raw)
 
 
 def load_config(run_dir: Path):

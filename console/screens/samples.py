@@ -111,8 +111,10 @@ class SamplesScreen(Screen):
         return True
 
     def ask(self) -> None:
-        args = {"iteration": self.iteration, "stage": self.stage, "filters": self.filters, "offset": self.offset,
+        args = {"iteration": self.iteration, "stage": self.stage, "offset": self.offset,
                 "limit": min(PAGE, MAX_SAMPLES_LIMIT)}
+        if self.filters:
+            args["filters"] = self.filters
         if self._send(args, "page"):
             self.status(f"asking the core for iteration {self.iteration} {self.stage} from row {self.offset + 1} ...")
 
