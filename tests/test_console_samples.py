@@ -39,6 +39,7 @@ def test_examples_screen_shows_label_and_prediction_side_by_side(responder):
     async def go():
         app, link = make(responder=responder)
         async with app.run_test(size=SIZE) as pilot:
+            assert "Examples of an iteration" in [c.title for c in app.get_system_commands(app.screen)]
             screen = await open_examples(app, link, pilot)
             assert sent_samples(link) == [{"iteration": 1, "stage": "probe", "offset": 0, "limit": 20}]
             table = screen.query_one(DataTable)
