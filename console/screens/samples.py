@@ -71,7 +71,7 @@ class SamplesScreen(Screen):
         self.iteration = iteration
         self.stage = stage
         self.filters: dict[str, str] = {}
-        self.offset = 0
+        self.first_row = 0
         self.page: dict | None = None  # the last page the core sent
         self.rows: list[dict] = []
         self._pending: dict[str, str] = {}  # command id -> "page" | "prompt"
@@ -111,12 +111,12 @@ class SamplesScreen(Screen):
         return True
 
     def ask(self) -> None:
-        args = {"iteration": self.iteration, "stage": self.stage, "offset": self.offset,
+        args = {"iteration": self.iteration, "stage": self.stage, "offset": self.first_row,
                 "limit": min(PAGE, MAX_SAMPLES_LIMIT)}
         if self.filters:
             args["filters"] = self.filters
         if self._send(args, "page"):
-            self.status(f"asking the core for iteration {self.iteration} {self.stage} from row {self.offset + 1} ...")
+            self.status(f"asking the core for iteration {self.iteration} {self.stage} from row {self.first_row + 1} ...")
 
     def on_samples_reply(self, msg: SamplesReply) -> None:
         pc = msg.command
@@ -210,19 +210,19 @@ class SamplesScreen(Screen):
         except ValueError as e:
             self.status(str(e))
             return
-        self.offset = 0
+        self.first_row = 0
         self.ask()
 
     def action_next_page(self) -> None:
-        if self.page and self.offset + len(self.rows) < self.page.get("total", 0):
-            self.offset += len(self.rows)
+        if self.page and self.first_row + len(self.rows) < self.page.get("total", 0):
+            self.first_row += len(self.rows)
             self.ask()
         else:
             self.status("this is the last page")
 
     def action_previous_page(self) -> None:
-        if self.offset > 0:
-            self.offset = max(0, self.offset - PAGE)
+        if self.first_row > 0:
+            self.first_row = max(0, self.first_row - PAGE)
             self.ask()
         else:
             self.status("this is the first page")
