@@ -7,7 +7,7 @@ them into reactives and widgets. High-rate telemetry is coalesced twice: the lin
 `batch_update`, so 1,000 messages/s cost the UI a handful of redraws per second.
 
 Keys (ids in console/keymap.py, rebindable in $LOOPTOOL_HOME/keymap.toml): p pause/resume,
-e evaluate, s stop (confirm), r runs history, / filter events, ? help, q detach (never stops the
+e evaluate, s stop (confirm), r runs history, x an iteration's examples, / filter events, ? help, q detach (never stops the
 core). Every action is in the command palette too. `read_only` hides the command actions and the
 link refuses to publish anything.
 """
@@ -34,17 +34,20 @@ from console.screens.confirm import ConfirmScreen
 from console.screens.evaluate import EvaluateScreen
 from console.screens.help import HelpScreen
 from console.screens.history import HistoryScreen
+from console.screens.samples import SamplesScreen
 from console.widgets.eventlog import EventLog
 from console.widgets.header import CoreHeader
 from console.widgets.panels import AccuracyPanel, CommandsPanel, DataPanel, HardwarePanel, ThroughputPanel
 
-COMMAND_ACTIONS = ("toggle_pause", "evaluate", "stop", "history")
+COMMAND_ACTIONS = ("toggle_pause", "evaluate", "stop", "history", "examples")
 TERMINAL = ("stopped", "finished", "failed")
 PALETTE = [  # (action, title, help)
     ("toggle_pause", "Pause / resume the run", "Pause at the next safe point, or resume (p)"),
     ("evaluate", "Evaluate a checkpoint", "BFCL-v3 or ACEBench on a chosen iteration's weights (e)"),
     ("stop", "Stop the run", "Ask the core to stop at the next safe point, after a confirmation (s)"),
     ("history", "Runs history", "Runs, iterations and evals from the core's store; compare two (r)"),
+    ("examples", "Examples of an iteration", "Probe failures, judge verdicts, expansions, eval records, "
+     "a page at a time from the core (x)"),
     ("focus_filter", "Filter the event log", "Type words that every shown event must contain (/)"),
     ("help", "Keys", "List every key binding (?)"),
     ("detach", "Detach", "Leave the console; the core keeps running (q)"),
@@ -346,6 +349,11 @@ class LoopConsole(App):
 
     def action_history(self) -> None:
         self.push_screen(HistoryScreen(self.link))
+
+    def action_examples(self) -> None:
+        st = self.link.status
+        # the iteration before the current one: its probe, judge and expansions are complete
+        self.push_screen(SamplesScreen(self.link, iteration=max(1, st.iteration - 1) if st else 1))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(read_only=self.read_only))

@@ -86,3 +86,73 @@ def runs_report(run_id: str = typer.Argument(..., help="Run id (see `looptool ru
 
     write_report(run_doc(run_id), out)
     typer.echo(f"wrote {out}")
+
+
+@runs_app.command("samples")
+def runs_samples(run_id: str = typer.Argument(..., help="Run id (see `looptool runs list`)."),
+                 iteration: int = typer.Option(..., "--iteration", "-i", min=0, help="Which iteration."),
+                 stage: str = typer.Option(..., "--stage", "-s",
+                                           help="probe (the policy's replies and failure classes), judge (verdicts, "
+                                                "reasons, relabels), expand (new samples beside their seed) or eval "
+                                                "(the iteration's benchmark records)."),
+                 filters: list[str] = typer.Option(None, "--filter", "-f",
+                                                   help="key=value, repeatable. probe: id, kind, failure, mastered; "
+                                                        "judge: id, verdict, outcome, by; expand: id, seed, kind, "
+                                                        "variation; eval: id, benchmark, category, error_type, valid "
+                                                        "(category = kind, error_type = failure where a stage has "
+                                                        "those). Case is ignored; error classes match by prefix."),
+                 offset: int = typer.Option(0, "--offset", min=0, help="Rows to skip (paging)."),
+                 limit: int = typer.Option(20, "--limit", min=1, help="Rows to show, at most 50."),
+                 prompt_id: str = typer.Option(None, "--prompt",
+                                               help="Print this sample's prompt as the policy saw it instead of a "
+                                                    "page (loads the run's tokenizer)."),
+                 json_out: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """An iteration's examples, a page at a time: label and prediction side by side, the judge's reasons,
+    expansions beside their seed, eval replies beside what was decoded. Long texts are cut with a marker."""
+    from core import samples
+    from core.store import ResultStore
+
+    with ResultStore(read_only=True) as store:  # a snapshot: no lock, a running core never blocks it
+        run_dir = samples.run_dir_of(store.get_docs("runs", run_id=run_id), run_id)
+        evals = samples.evals_of(store.get_docs("evals", run_id=run_id), run_id, iteration) \
+            if stage == "eval" else None
+    if prompt_id is not None:
+        doc = samples.prompt(run_dir, iteration, stage, prompt_id, evals=evals)
+        if json_out:
+            typer.echo(json.dumps(doc, indent=2))
+        elif doc["prompt"] is None:
+            typer.echo(doc["note"])
+        else:
+            typer.echo(doc["prompt"])
+        return
+    doc = samples.page(run_dir, iteration, stage, samples.parse_filters(filters), offset, limit, evals=evals)
+    if json_out:
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    print_samples(doc)
+
+
+def print_samples(doc: dict) -> None:
+    """A page as a rich table: the stage's columns, then its two sides next to each other."""
+    import sys
+
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text  # cells are data: "[f(a=1)]" must not be read as rich markup
+
+    shown = f"{doc['offset'] + 1}-{doc['offset'] + len(doc['rows'])}" if doc["rows"] else "none"
+    filters = " ".join(f"{k}={v}" for k, v in doc["filters"].items())
+    t = Table(title=escape(f"{doc['run_id']} iteration {doc['iteration']} {doc['stage']}: {shown} of {doc['total']}"
+                           + (f" ({filters})" if filters else "")), title_justify="left", show_lines=True)
+    for col in doc["columns"]:
+        t.add_column(col, overflow="fold")
+    left, right = doc["sides"]
+    t.add_column(left, ratio=1, overflow="fold")
+    t.add_column(right, ratio=1, overflow="fold")
+    for row in doc["rows"]:
+        cells = [Text("" if row.get(c) is None else str(row.get(c))) for c in doc["columns"]]
+        t.add_row(*cells, Text(row["left"]), Text(row["right"] + (f"\n\n{row['detail']}" if row.get("detail") else "")))
+    (Console() if sys.stdout.isatty() else Console(width=200)).print(t)
+    if doc["offset"] + len(doc["rows"]) < doc["total"]:
+        typer.echo(f"next page: --offset {doc['offset'] + len(doc['rows'])}")

@@ -27,6 +27,7 @@ BINDINGS = [
     Binding("e", "evaluate", "Evaluate", id="evaluate"),
     Binding("s", "stop", "Stop run", id="stop"),
     Binding("r", "history", "Runs", id="history"),
+    Binding("x", "examples", "Examples", id="examples"),
     Binding("slash", "focus_filter", "Filter", id="filter"),
     Binding("question_mark", "help", "Help", id="help"),
     Binding("q", "detach", "Detach", id="detach"),

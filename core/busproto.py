@@ -8,7 +8,7 @@ Everything under `looptool/v1/<core-id>/`:
     metrics/<stream>    QoS 0             Metrics: throughput | train | accuracy | hardware
     events              QoS 1             Event: stage_started, stage_finished, eval_done, paused, error, ...
     cmd/<verb>          QoS 1, NEVER      Command: {id, reply_to, args}; verbs pause|resume|stop|eval|history
-                        retained
+                        retained          |samples
     ack/<console-id>    QoS 1             Ack: {id, status: accepted|rejected|done|failed, detail, result}
     looptool/v1/console/<console-id>/online   QoS 1, retained + last will: attached consoles
 
@@ -36,7 +36,7 @@ PREFIX = "looptool/v1"
 CONSOLE_SPACE = "console"  # reserved: cannot be a core id
 _ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # fullmatch: `$` would let a trailing newline through
 
-VERBS = ("pause", "resume", "stop", "eval", "history")
+VERBS = ("pause", "resume", "stop", "eval", "history", "samples")
 ACK_STATUSES = ("accepted", "rejected", "done", "failed")
 STATES = ("starting", "running", "paused", "evaluating", "stopping", "stopped", "finished", "failed")
 STREAMS = ("throughput", "train", "accuracy", "hardware")
@@ -211,8 +211,27 @@ class HistoryArgs(BaseModel):
     limit: int = Field(50, ge=1, le=1000)
 
 
+SAMPLE_STAGES = ("probe", "judge", "expand", "eval")  # whose examples `samples` pages through (core.samples)
+MAX_SAMPLES_LIMIT = 50  # rows of one samples page: each string in a row is bounded (core.samples)
+
+
+class SamplesArgs(BaseModel):
+    """A page of one iteration's examples (core.samples.page), or with prompt_id one sample's rendered
+    prompt (core.samples.prompt). The filter keys are checked by the core against the stage's keys."""
+    model_config = ConfigDict(extra="forbid")
+    run_id: Annotated[str, _printable(MAX_ID_CHARS)] | None = None  # None = the core's own run
+    iteration: int = Field(ge=0, le=100_000)
+    stage: Literal[SAMPLE_STAGES]
+    filters: dict[Annotated[str, _printable(32)], Annotated[str, _printable(200)]] = Field(
+        default_factory=dict, max_length=8)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
+    limit: int = Field(20, ge=1, le=MAX_SAMPLES_LIMIT)
+    prompt_id: Annotated[str, _printable(MAX_ID_CHARS)] | None = None
+
+
 _ARGS: dict[str, type[BaseModel] | None] = {
-    "pause": None, "resume": None, "stop": None, "eval": EvalArgs, "history": HistoryArgs}
+    "pause": None, "resume": None, "stop": None, "eval": EvalArgs, "history": HistoryArgs,
+    "samples": SamplesArgs}
 
 
 class Command(_Payload):

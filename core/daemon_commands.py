@@ -7,7 +7,8 @@ store's `audit` table, keyed by the command's id: a command without a valid id (
 printable, at most MAX_ID_CHARS) is acked and logged but never stored, and a payload over
 MAX_COMMAND_BYTES is only logged (unread, it names no reply_to to ack on). At most
 MAX_OPEN_EVALS on-demand evals wait or run at once; one more is rejected. `history` answers from the
-results store.
+results store; `samples` from a run's record files (core.samples: a bounded page, or one rendered prompt),
+read on a thread so the loop never waits on a file.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import time
 
 from core import busproto as bp
 from core.daemon_telemetry import eval_brief
+from core.errors import UserError
 
 log = logging.getLogger("looptool.daemon")
 
@@ -200,6 +202,45 @@ class CommandHandler:
             return
         self.ack(reply_to, cmd, "history", "done", f"{len(rows)} {args.table}",
                  {"table": args.table, "run_id": args.run_id, "rows": rows})
+
+    def _cmd_samples(self, reply_to, cmd, args: bp.SamplesArgs) -> None:
+        from core.samples import check_filters
+
+        try:
+            check_filters(args.stage, args.filters)
+        except UserError as e:
+            return self._reject(reply_to, cmd, "samples", f"args.filters: {e}")
+        self.ack(reply_to, cmd, "samples", "accepted")
+        self.daemon.spawn(self._finish_samples(reply_to, cmd, args))
+
+    async def _finish_samples(self, reply_to, cmd, args: bp.SamplesArgs) -> None:
+        from core import samples
+
+        run_id = args.run_id or self.engine.run_id
+        try:
+            runs = await self.store.aget_docs("runs", run_id=run_id) if self.store is not None else []
+            own = getattr(self.engine, "run_dir", None) if run_id == self.engine.run_id else None
+            run_dir = samples.run_dir_of(runs, run_id, own)
+            evals = None
+            if args.stage == "eval":
+                docs = await self.store.aget_docs("evals", run_id=run_id) if self.store is not None else []
+                evals = samples.evals_of(docs, run_id, args.iteration)
+            if args.prompt_id is not None:
+                result = await asyncio.to_thread(samples.prompt, run_dir, args.iteration, args.stage,
+                                                 args.prompt_id, evals=evals)
+                detail = f"prompt of {args.prompt_id}" if result.get("prompt") is not None else result["note"]
+            else:
+                result = await asyncio.to_thread(samples.page, run_dir, args.iteration, args.stage, args.filters,
+                                                 args.offset, args.limit, evals=evals)
+                detail = f"{len(result['rows'])} of {result['total']} {args.stage} rows"
+        except UserError as e:
+            self.ack(reply_to, cmd, "samples", "failed", str(e))
+            return
+        except Exception as e:  # noqa: BLE001  a bug or an unreadable file: said to the operator
+            log.exception("samples")
+            self.ack(reply_to, cmd, "samples", "failed", f"reading {args.stage} samples: {e}")
+            return
+        self.ack(reply_to, cmd, "samples", "done", detail, result)
 
     # -- store queries -----------------------------------------------------------------------------
 

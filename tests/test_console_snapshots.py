@@ -1,6 +1,6 @@
 """SVG snapshots of the states an operator must recognise at a glance: running, paused, a command
-waiting for its ack, disconnected, stale, finished, a run on a held-out subset (pytest-textual-snapshot;
-textual pinned to 8.2.8).
+waiting for its ack, disconnected, stale, finished, a run on a held-out subset, the examples screen
+(pytest-textual-snapshot; textual pinned to 8.2.8).
 
 Everything shown is fixed: the in-memory link is fed a scripted run with fixed timestamps, the
 console's own notes use a fixed clock, times are rendered in UTC, the cursor does not blink.
@@ -99,3 +99,31 @@ def test_snapshot_finished_read_only(snap_compare):
 
     app, link = app_with(read_only=True)
     assert snap_compare(app, terminal_size=SIZE, run_before=prepared(app, link, finish))
+
+
+def test_snapshot_examples_screen(snap_compare, tmp_path):
+    """`x` on iteration 1's probe: the page's table, the second row's label beside the policy's reply."""
+    from console.screens.samples import SamplesScreen
+    from samples_data import samples_responder, write_run
+
+    run_dir, _, evals = write_run(tmp_path)
+    link = MemoryLink(responder=samples_responder(run_dir, evals))
+    link.telemetry.clock = lambda: FIXED
+    app = LoopConsole(link, ask_history=False, stale_after=3600)
+    before = prepared(app, link, feed_demo)
+
+    async def open_examples(pilot):
+        await before(pilot)
+        await pilot.press("x")
+        for _ in range(200):
+            if isinstance(app.screen, SamplesScreen) and app.screen.page is not None:
+                break
+            await pilot.pause(0.01)
+        for inp in app.screen.query(Input):
+            inp.cursor_blink = False
+        await pilot.press("down")
+        await pilot.pause(0.1)
+        app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=open_examples)

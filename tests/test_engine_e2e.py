@@ -158,3 +158,65 @@ def test_export_of_the_reference_run_loads_and_its_card_has_every_iteration_s_sc
         rows = [ln for ln in card.splitlines() if ln.startswith((f"| {j} |", f"| **{j} (exported)** |"))
                 and (" | trained | " in ln or " | base model | " in ln)]
         assert len(rows) == 1 and f"| {correct}/{total} ({100 * correct / total:.1f} %) |" in rows[0], card
+
+
+# -- samples (issue 14) --
+
+def test_runs_samples_pages_match_the_run_files(reference_run, embedded_path):
+    """`looptool runs samples` on the tiny run: each stage's rows are its file's records in order, beside
+    the dataset's labels; a filter narrows them; a bad key is one error line; --prompt prints the prompt
+    the probe put to the policy."""
+    from transformers import AutoTokenizer
+
+    from core.prompt_format import label_text
+    from core.schema import load_samples
+    from core.stages.probe import build_prompt
+
+    home, run_dir, _ = reference_run
+    env = {**os.environ, "LOOPTOOL_HOME": str(home)}
+    it = run_dir / "iter-1"
+
+    def samples(*args, check=True):
+        p = subprocess.run([sys.executable, "-m", "console.cli", "runs", "samples", run_dir.name, "--iteration", "1",
+                            *args], capture_output=True, text=True, env=env)
+        assert not check or p.returncode == 0, p.stderr
+        return p
+
+    def page(*args):
+        return json.loads(samples(*args, "--json", "--limit", "50").stdout)
+
+    def records(name):
+        return [json.loads(x) for x in (it / name).read_text().splitlines()]
+
+    dataset = {s.id: s for s in load_samples(it / "dataset.jsonl")}
+    probe = records("probe.jsonl")
+    doc = page("--stage", "probe")
+    assert doc["total"] == len(probe) == len(dataset) and [r["id"] for r in doc["rows"]] == [r["id"] for r in probe]
+    for row, rec in zip(doc["rows"], probe):
+        assert (row["right"], row["failure"], row["mastered"]) == (rec["response"], rec["failure"], rec["mastered"])
+        assert row["left"] == label_text(dataset[rec["id"]], "prompt")
+    failed = next(r for r in probe if r["failure"])
+    narrowed = page("--stage", "probe", "--filter", f"failure={failed['failure']}")
+    assert [r["id"] for r in narrowed["rows"]] == [r["id"] for r in probe if r["failure"] == failed["failure"]]
+
+    judge = records("judge.jsonl")
+    doc = page("--stage", "judge")
+    assert [(r["id"], r["verdict"]) for r in doc["rows"]] == [(r["id"], r["verdict"]) for r in judge]
+    expand = records("expand.jsonl")
+    doc = page("--stage", "expand")
+    assert [(r["id"], r["seed"]) for r in doc["rows"]] == [(r["id"], r["parent"]) for r in expand]
+    doc = page("--stage", "eval")
+    mine = sorted((d for d in (home / "evals").iterdir() if (d / "config.json").exists()
+                   and json.loads((d / "config.json").read_text()).get("adapter") == str(it / "policy")),
+                  key=lambda d: not d.name.startswith("bfcl-"))  # iteration 1's evals, BFCL-v3 first
+    expected = [(json.loads(x)["id"], "bfcl-v3" if d.name.startswith("bfcl-") else "acebench", json.loads(x)["raw"])
+                for d in mine for x in (d / "records.jsonl").read_text().splitlines()]
+    assert mine and [(r["id"], r["benchmark"], r["left"]) for r in doc["rows"]] == expected[:50]
+
+    bad = samples("--stage", "probe", "--filter", "verdict=PRED_WRONG", check=False)
+    assert bad.returncode == 2 and "error: filter 'verdict': not a key of stage probe" in bad.stderr
+    table = samples("--stage", "probe", "--limit", "2").stdout
+    assert "label" in table and "prediction" in table and probe[0]["id"] in table and "next page: --offset 2" in table
+
+    shown = samples("--stage", "probe", "--prompt", failed["id"]).stdout
+    assert shown == build_prompt(dataset[failed["id"]], AutoTokenizer.from_pretrained(embedded_path), "prompt") + "\n"

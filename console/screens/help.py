@@ -27,7 +27,7 @@ class HelpScreen(ModalScreen[None]):
         self.rows = []
         for b in BINDINGS:
             note = " (disabled: read-only)" if self.read_only and b.id in ("pause", "evaluate", "stop",
-                                                                          "history") else ""
+                                                                          "history", "examples") else ""
             self.rows.append((_pretty(keymap.get(b.id, b.key)), b.id, DESCRIPTIONS.get(b.id, b.description) + note))
         self.rows.append(("ctrl+p", "", "command palette: every action above by name"))
         t = Table(box=None, show_header=True, header_style="bold")
@@ -50,6 +50,7 @@ DESCRIPTIONS = {
     "evaluate": "evaluate a checkpoint (BFCL-v3 or ACEBench) on the core",
     "stop": "stop the run (asks first; training saves a checkpoint)",
     "history": "runs, iterations and evals from the core's store; compare two",
+    "examples": "an iteration's probe failures, judge verdicts, expansions and eval records, page by page",
     "filter": "filter the event log",
     "help": "this help",
     "detach": "leave the console; the core keeps running",
