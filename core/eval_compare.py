@@ -25,7 +25,7 @@ from core import paths
 from core.benchmarks import scored_unit_of
 from core.errors import UserError
 from core.records import dumps, iter_records
-from core.stats import Estimate, mean_difference, paired_difference
+from core.stats import mean_difference, paired_difference
 
 RAW_CHARS = 4000  # an output in a flip is cut here (a model that rambles writes kilobytes)
 INTERVAL = "95 % Newcombe method 10 for paired data (per category, pooled); MOVER for the mean of categories"
@@ -229,8 +229,3 @@ def _warnings(sa: dict, sb: dict, only_a: list, only_b: list) -> list[str]:
         out.append(f"{len(only_a)} unit(s) only in A and {len(only_b)} only in B are left out of the accuracies")
     return out
 
-
-def difference_text(d: dict, digits: int = 1) -> str:
-    """``"+6.0 [-2.1, +14.0]"``: a difference dict in points, for tables."""
-    e = Estimate(d["value"], d["low"], d["high"])
-    return e.as_percent(digits, signed=True).replace(" points", "")
