@@ -17,12 +17,15 @@ import logging
 import time
 
 from core import busproto as bp
-from core.errors import UserError
 from core.daemon_telemetry import eval_brief
+from core.errors import UserError
+from core.eval_compare import compare
 
 log = logging.getLogger("looptool.daemon")
 
-COMPARE_RAW_CHARS = 1000  # an output in a compare ack: with MAX_COMPARE_FLIPS a side, well under MAX_PAYLOAD_BYTES
+# an output in a compare ack: 2 * MAX_COMPARE_FLIPS of them, each at most ~12 bytes a character as escaped
+# JSON, stay well under MAX_PAYLOAD_BYTES
+COMPARE_RAW_CHARS = 1000
 SEEN_IDS = 2000  # command ids remembered for duplicate detection
 MAX_OPEN_EVALS = 8  # on-demand evals queued or running; each holds a future and a worker's turn
 
@@ -210,8 +213,6 @@ class CommandHandler:
         self.daemon.spawn(self._finish_compare(reply_to, cmd, args))
 
     async def _finish_compare(self, reply_to, cmd, args: bp.CompareArgs) -> None:
-        from core.eval_compare import compare
-
         try:  # the records files are read in a thread: a large eval must not stall telemetry
             result = await asyncio.to_thread(compare, self.store, args.a, args.b, category=args.category,
                                              max_flips=args.limit, raw_chars=COMPARE_RAW_CHARS)

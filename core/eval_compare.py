@@ -192,7 +192,7 @@ def compare_summaries(sa: dict, sb: dict, *, category: str | None = None, max_fl
     def flip(uid: str) -> dict:
         ua, ub = units_a[uid], units_b[uid]
         return {"id": uid, "category": ua.category,
-                "a": _unit_output(ua, out_a), "b": _unit_output(ub, out_b)}
+                "a": _unit_output(ua, out_a, raw_chars), "b": _unit_output(ub, out_b, raw_chars)}
 
     only_a = [u for u in units_a if u not in units_b]
     only_b = [u for u in units_b if u not in units_a]
@@ -208,12 +208,12 @@ def compare_summaries(sa: dict, sb: dict, *, category: str | None = None, max_fl
     }
 
 
-def _unit_output(unit: Unit, outputs: dict[str, dict]) -> dict:
-    """One side of a flip: the unit's verdict and its output (a dialogue's turns one per line)."""
+def _unit_output(unit: Unit, outputs: dict[str, dict], raw_chars: int) -> dict:
+    """One side of a flip: the unit's verdict and its output (a dialogue's turns one per line, cut as one)."""
     if len(unit.records) == 1:
         raw = outputs.get(unit.records[0], {}).get("raw", "")
     else:
-        raw = "\n".join(f"{rid}: {outputs.get(rid, {}).get('raw', '')}" for rid in unit.records)
+        raw = cut("\n".join(f"{rid}: {outputs.get(rid, {}).get('raw', '')}" for rid in unit.records), raw_chars)
     return {"valid": unit.valid, "error_type": unit.error_type, "raw": raw}
 
 

@@ -178,7 +178,8 @@ class HistoryScreen(Screen):
             return
         del self._pending[pc.id]
         if pc.state != "done":
-            self.status(f"history {table}: {pc.state}{' - ' + pc.detail if pc.detail else ''}")
+            self.status(f"{'' if table == 'compare' else 'history '}{table}: {pc.state}"
+                        f"{' - ' + pc.detail if pc.detail else ''}")
             return
         if table == "compare":
             self.show_eval_compare(pc.result if isinstance(pc.result, dict) else {}, pc.detail)
