@@ -150,6 +150,38 @@ def eval_show(eval_id: str = typer.Argument(..., help="Eval id (or a unique pref
     show_summary(summary, json_out)
 
 
+@eval_app.command("compare")
+def eval_compare(
+    a: str = typer.Argument(..., help="Eval A, the baseline: an eval id (or a unique prefix of at least 4 "
+                            "characters), or RUN:J for run RUN's iteration-J eval (RUN:J:acebench for its "
+                            "ACEBench eval)."),
+    b: str = typer.Argument(..., help="Eval B, compared with A (the same benchmark)."),
+    category: Optional[str] = typer.Option(None, help="Only this category."),
+    limit: Optional[int] = typer.Option(None, min=0, help="Flipped entries listed per direction, with their "
+                                        "outputs (0: counts only); default 10 in the tables, all with --json."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+):
+    """Regressions between two evals of one benchmark: per-category accuracy of A and B, the difference
+    B - A with its 95 % interval (Newcombe's method for paired data: both evals scored the same entries),
+    and the entries that flipped, right -> wrong and wrong -> right, with both outputs.
+
+    Entries match by id (ACEBench dialogues whole); those in only one eval are named, not in the accuracies."""
+    from core.eval_compare import compare
+    from core.store import ResultStore
+
+    max_flips = limit if limit is not None else (None if json_out else 10)
+    with ResultStore(read_only=True) as store:  # a snapshot: no lock, a running core never blocks it
+        result = compare(store, a, b, category=category, max_flips=max_flips)
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    from rich.console import Console
+
+    from console.report_compare import print_compare
+
+    print_compare(result, None if sys.stdout.isatty() else Console(width=PIPE_WIDTH))
+
+
 def show_summary(summary: dict, json_out: bool) -> None:
     """An eval summary as JSON, or as the benchmark's tables."""
     if json_out:

@@ -9,7 +9,10 @@ core/ never imports evals/. A benchmark is an object with the `Benchmark` shape 
 * ``eval_texts(cfg)``: its function names and user queries, which the contamination guard keeps out of
   the seed data;
 * ``check_config(cfg)`` (optional): its settings in the run config (categories, data folder), checked
-  by `looptool config check` and before a run writes anything (`check_config` below, core.preflight).
+  by `looptool config check` and before a run writes anything (`check_config` below, core.preflight);
+* ``scored_unit(record_id)`` (optional): the unit its summary scores a record in, when that is more than
+  the record itself (ACEBench's multi-turn files: a turn is scored with its dialogue); `looptool eval
+  compare` (core/eval_compare.py) matches two evals unit by unit through `scored_unit_of` below.
 
 Adding a third benchmark: implement these three methods in evals/<name>/ and add one entry-point line.
 """
@@ -67,6 +70,10 @@ class Benchmark(Protocol):
         """Optional. UserError naming the key (`eval.bfcl_categories: unknown category 'x'; ...`) when the
         run config's settings for this benchmark are wrong; loads no data and no model."""
 
+    def scored_unit(self, record_id: str) -> str:
+        """Optional. The id of the unit the summary scores this record in (correct when all its records
+        are); without it every record is its own unit."""
+
 
 @lru_cache(maxsize=1)
 def registry() -> dict[str, Benchmark]:
@@ -94,3 +101,16 @@ def get(name: str) -> Benchmark:
     if name not in known:
         raise UserError(f"unknown benchmark {name!r}; choose from {', '.join(known)}")
     return known[name]
+
+
+def _own_unit(record_id: str) -> str:
+    return record_id
+
+
+def scored_unit_of(label: str) -> Callable[[str], str]:
+    """The `scored_unit` of the benchmark whose summaries say ``benchmark: label`` (its name, or the
+    name and a version: "bfcl-v3"); each record is its own unit for a benchmark without one."""
+    for name, benchmark in registry().items():
+        if label == name or label.startswith(name + "-"):
+            return getattr(benchmark, "scored_unit", None) or _own_unit
+    return _own_unit

@@ -8,7 +8,7 @@ Everything under `looptool/v1/<core-id>/`:
     metrics/<stream>    QoS 0             Metrics: throughput | train | accuracy | hardware
     events              QoS 1             Event: stage_started, stage_finished, eval_done, paused, error, ...
     cmd/<verb>          QoS 1, NEVER      Command: {id, reply_to, args}; verbs pause|resume|stop|eval|history
-                        retained          |samples
+                        retained          |samples|compare
     ack/<console-id>    QoS 1             Ack: {id, status: accepted|rejected|done|failed, detail, result}
     looptool/v1/console/<console-id>/online   QoS 1, retained + last will: attached consoles
 
@@ -36,7 +36,7 @@ PREFIX = "looptool/v1"
 CONSOLE_SPACE = "console"  # reserved: cannot be a core id
 _ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # fullmatch: `$` would let a trailing newline through
 
-VERBS = ("pause", "resume", "stop", "eval", "history", "samples")
+VERBS = ("pause", "resume", "stop", "eval", "history", "samples", "compare")
 ACK_STATUSES = ("accepted", "rejected", "done", "failed")
 STATES = ("starting", "running", "paused", "evaluating", "stopping", "stopped", "finished", "failed")
 STREAMS = ("throughput", "train", "accuracy", "hardware")
@@ -48,6 +48,8 @@ MAX_ID_CHARS = 128  # a command id; the console's are uuid4 hex (32)
 MAX_SENDER_CHARS = 128  # a console id is at most 64
 MAX_TOPIC_CHARS = 256  # reply_to: looptool/v1/<core>/ack/<console> is at most ~150
 MAX_REASON_CHARS = 300  # a BadPayload message
+MAX_EVAL_REF_CHARS = 300  # an eval id, a prefix of one, or RUN:J[:BENCHMARK] (a run id is at most ~200)
+MAX_COMPARE_FLIPS = 100  # flipped entries listed per direction in a compare ack (their outputs cut short)
 
 
 class BadPayload(ValueError):
@@ -229,9 +231,18 @@ class SamplesArgs(BaseModel):
     prompt_id: Annotated[str, _printable(MAX_ID_CHARS)] | None = None
 
 
+class CompareArgs(BaseModel):
+    """Two evals of one benchmark, B against A (core/eval_compare.py): what flipped and by how much."""
+    model_config = ConfigDict(extra="forbid")
+    a: Annotated[str, _printable(MAX_EVAL_REF_CHARS)]  # eval id (or unique prefix) or RUN:J[:BENCHMARK]
+    b: Annotated[str, _printable(MAX_EVAL_REF_CHARS)]
+    category: Annotated[str, _printable(200)] | None = None  # None = every category
+    limit: int = Field(20, ge=0, le=MAX_COMPARE_FLIPS)  # flipped entries listed per direction
+
+
 _ARGS: dict[str, type[BaseModel] | None] = {
     "pause": None, "resume": None, "stop": None, "eval": EvalArgs, "history": HistoryArgs,
-    "samples": SamplesArgs}
+    "samples": SamplesArgs, "compare": CompareArgs}
 
 
 class Command(_Payload):

@@ -6,9 +6,10 @@ before is ignored, a retained command is rejected, and each outcome but `accepte
 store's `audit` table, keyed by the command's id: a command without a valid id (busproto's bounds:
 printable, at most MAX_ID_CHARS) is acked and logged but never stored, and a payload over
 MAX_COMMAND_BYTES is only logged (unread, it names no reply_to to ack on). At most
-MAX_OPEN_EVALS on-demand evals wait or run at once; one more is rejected. `history` answers from the
-results store; `samples` from a run's record files (core.samples: a bounded page, or one rendered prompt),
-read on a thread so the loop never waits on a file.
+MAX_OPEN_EVALS on-demand evals wait or run at once; one more is rejected. `history` and `compare` answer
+from the results store (compare also reads the two evals' records files, off the event loop); `samples`
+from a run's record files (core.samples: a bounded page, or one rendered prompt), read on a thread so
+the loop never waits on a file.
 """
 from __future__ import annotations
 
@@ -20,9 +21,13 @@ import time
 from core import busproto as bp
 from core.daemon_telemetry import eval_brief
 from core.errors import UserError
+from core.eval_compare import compare
 
 log = logging.getLogger("looptool.daemon")
 
+# an output in a compare ack: 2 * MAX_COMPARE_FLIPS of them, each at most ~12 bytes a character as escaped
+# JSON, stay well under MAX_PAYLOAD_BYTES
+COMPARE_RAW_CHARS = 1000
 SEEN_IDS = 2000  # command ids remembered for duplicate detection
 MAX_OPEN_EVALS = 8  # on-demand evals queued or running; each holds a future and a worker's turn
 
@@ -241,6 +246,29 @@ class CommandHandler:
             self.ack(reply_to, cmd, "samples", "failed", f"reading {args.stage} samples: {e}")
             return
         self.ack(reply_to, cmd, "samples", "done", detail, result)
+
+    def _cmd_compare(self, reply_to, cmd, args: bp.CompareArgs) -> None:
+        if self.store is None:
+            return self._reject(reply_to, cmd, "compare", "this core has no results store")
+        self.ack(reply_to, cmd, "compare", "accepted")
+        self.daemon.spawn(self._finish_compare(reply_to, cmd, args))
+
+    async def _finish_compare(self, reply_to, cmd, args: bp.CompareArgs) -> None:
+        try:  # the records files are read in a thread: a large eval must not stall telemetry
+            result = await asyncio.to_thread(compare, self.store, args.a, args.b, category=args.category,
+                                             max_flips=args.limit, raw_chars=COMPARE_RAW_CHARS)
+        except UserError as e:
+            self.ack(reply_to, cmd, "compare", "failed", str(e))
+            return
+        except Exception as e:  # noqa: BLE001  a bug here must not take the core down
+            log.exception("compare")
+            self.ack(reply_to, cmd, "compare", "failed", f"comparing {args.a} with {args.b}: {e}")
+            return
+        overall = result["overall"] or {}
+        detail = (f"{result['a']['eval_id']} vs {result['b']['eval_id']}: {overall.get('n', 0)} shared entries, "
+                  f"{result['right_to_wrong']['count']} right -> wrong, {result['wrong_to_right']['count']} "
+                  "wrong -> right")
+        self.ack(reply_to, cmd, "compare", "done", detail, result)
 
     # -- store queries -----------------------------------------------------------------------------
 

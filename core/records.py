@@ -151,6 +151,18 @@ def read_records(path: Path) -> list[dict]:
     return [rec for line in data[:_complete_end(data)].splitlines() if (rec := parse_line(line)) is not None]
 
 
+def iter_records(path: Path):
+    """The records of a JSONL file one at a time, as read_records gives them (bad lines skipped, a torn
+    last line left out), without holding the file in memory: for files of any size."""
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                return  # an unterminated last line: a write torn by a crash
+            rec = parse_line(line)
+            if rec is not None:
+                yield rec
+
+
 def _complete_end(data: bytes) -> int:
     """Where the last complete (newline-terminated) line of `data` ends: what follows is a torn write."""
     return len(data) if data.endswith(b"\n") else data.rfind(b"\n") + 1

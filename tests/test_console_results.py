@@ -49,7 +49,7 @@ def test_history_screen_reads_through_the_core_and_compares():
             assert {"table": "evals", "run_id": "run-a", "limit": 200} in asked
             its = screen.query_one("#iterations", DataTable)
             assert its.row_count == 2 and its.get_row_at(1)[4] == "30.0" and its.get_row_at(1)[2] == "-"
-            assert screen.query_one("#evals", DataTable).get_row_at(0)[0] == "bfcl-a1"
+            assert screen.query_one("#evals", DataTable).get_row_at(0)[1] == "bfcl-a1"  # after the mark column
             # two runs side by side
             await pilot.press("space", "down", "space", "c")
             await settle(pilot)

@@ -220,3 +220,47 @@ def test_runs_samples_pages_match_the_run_files(reference_run, embedded_path):
 
     shown = samples("--stage", "probe", "--prompt", failed["id"]).stdout
     assert shown == build_prompt(dataset[failed["id"]], AutoTokenizer.from_pretrained(embedded_path), "prompt") + "\n"
+
+
+# -- eval compare (issue 14) --
+
+def test_eval_compare_of_two_iterations_matches_their_records(reference_run):
+    """`looptool eval compare` on the tiny run's held-out evals of iterations 1 and 2: every count it
+    prints is the one the two records files give, and RUN:J names the same evals."""
+    from core.store import ResultStore
+
+    home, run_dir, _ = reference_run
+    with ResultStore(home / "looptool.db.json", read_only=True) as store:
+        by_iteration = {d["iteration"]: d for d in store.get_docs("evals", run_id=run_dir.name)
+                        if d["benchmark"].startswith("bfcl")}
+    first, second = by_iteration[1], by_iteration[2]
+    env = {**os.environ, "LOOPTOOL_HOME": str(home)}
+    p = subprocess.run([sys.executable, "-m", "console.cli", "eval", "compare", first["eval_id"], second["eval_id"],
+                        "--json"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+
+    def verdicts(summary: dict) -> dict[str, tuple[str, bool, object]]:
+        lines = Path(summary["records"]).read_text().splitlines()
+        return {r["id"]: (r["category"], r["valid"] is True, r["raw"]) for r in map(json.loads, lines)}
+
+    a, b = verdicts(first), verdicts(second)
+    assert set(a) == set(b) and len(a) == 2  # simple_python, 2 held-out entries in both
+    shared = sorted(a)
+    row = doc["categories"][0]
+    assert [c["category"] for c in doc["categories"]] == ["simple_python"]
+    assert (row["n"], row["correct_a"], row["correct_b"]) == (
+        2, sum(a[i][1] for i in shared), sum(b[i][1] for i in shared))
+    assert row["accuracy_b"] - row["accuracy_a"] == pytest.approx(row["difference"]["value"])
+    assert row["difference"]["low"] <= row["difference"]["value"] <= row["difference"]["high"]
+    broke = sorted(i for i in shared if a[i][1] and not b[i][1])
+    fixed = sorted(i for i in shared if b[i][1] and not a[i][1])
+    assert sorted(f["id"] for f in doc["right_to_wrong"]["entries"]) == broke
+    assert sorted(f["id"] for f in doc["wrong_to_right"]["entries"]) == fixed
+    for f in doc["right_to_wrong"]["entries"] + doc["wrong_to_right"]["entries"]:
+        assert (f["a"]["raw"], f["b"]["raw"]) == (a[f["id"]][2], b[f["id"]][2])
+    assert doc["only_in_a"]["count"] == doc["only_in_b"]["count"] == 0
+    assert (doc["a"]["iteration"], doc["b"]["iteration"]) == (1, 2)
+    again = subprocess.run([sys.executable, "-m", "console.cli", "eval", "compare", f"{run_dir.name}:1",
+                            f"{run_dir.name}:2", "--json"], capture_output=True, text=True, env=env, check=True)
+    assert json.loads(again.stdout) == doc

@@ -2,7 +2,8 @@
 
 The console never opens the TinyDB file: every table here is an ack result of a `history` command.
 Enter opens a run (its iterations and evals); space marks a row; `c` puts two marked runs, or two
-marked iterations, side by side.
+marked iterations, side by side; on two marked evals it asks the core to `compare` them (per-category
+accuracy, B - A with its 95 % interval for paired data, and the entries that flipped with both outputs).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from console.link import LinkError, PendingCommand
+from console.report_compare import category_rows, eval_label, output_text
 from console.telemetry import BFCL_COLUMNS, COMPOSITION, heldout_of, history_rows, pct
 
 
@@ -67,6 +69,28 @@ def flatten_run(iter_docs: list[dict]) -> dict[str, str]:
     return out
 
 
+FLIP_CELL_CHARS = 60  # an output in the compare table: its start (the CLI shows more)
+FLIPS_ASKED = 20  # flipped entries per direction the screen asks the core for
+
+
+def eval_compare_rows(result: dict) -> list[tuple[str, str, str, str]]:
+    """A compare ack's result as (what, A, B, delta) rows: a row per category and the mean, then a row
+    per flipped entry with the start of both outputs."""
+    rows = [(f"{cat} (n={n})", a, b, f"{diff}  R->W {broke} W->R {fixed}")
+            for cat, n, a, b, diff, broke, fixed in category_rows(result)]
+    for key, arrow in (("right_to_wrong", "right -> wrong"), ("wrong_to_right", "wrong -> right")):
+        flips = result.get(key) or {}
+        more = flips.get("count", 0) - len(flips.get("entries") or [])
+        rows.append((f"{arrow}: {flips.get('count', 0)}", "", "", f"(+{more} not listed)" if more > 0 else ""))
+        for f in flips.get("entries") or []:
+            rows.append((f"  {f['id']}", output_text(f["a"], FLIP_CELL_CHARS), output_text(f["b"], FLIP_CELL_CHARS),
+                         arrow))
+    for key, label in (("only_in_a", "only in A"), ("only_in_b", "only in B")):
+        if (result.get(key) or {}).get("count"):
+            rows.append((label, str(result[key]["count"]), "", ", ".join(result[key]["ids"][:5])))
+    return rows
+
+
 def side_by_side(a: dict[str, str], b: dict[str, str]) -> list[tuple[str, str, str, str]]:
     rows = []
     for key in list(a) + [k for k in b if k not in a]:
@@ -100,6 +124,7 @@ class HistoryScreen(Screen):
         self.open_run: str | None = None
         self.marked_runs: list[str] = []
         self.marked_iters: list[str] = []
+        self.marked_evals: list[str] = []
         self._pending: dict[str, tuple[str, str | None]] = {}  # command id -> (table, run_id)
 
     def compose(self) -> ComposeResult:
@@ -122,8 +147,8 @@ class HistoryScreen(Screen):
         for col in ("✓", "iter", "held-out", "%", "BFCL Overall", "ES", "EE", "HPPL", "fresh", "relabel"):
             its.add_column(col, key=col)
         ev = self.query_one("#evals", DataTable)
-        ev.border_title = "Evals of the open run"
-        for col in ("eval", "iter", "held-out", "Overall"):
+        ev.border_title = "Evals of the open run (space: mark, c: compare 2)"
+        for col in ("✓", "eval", "iter", "held-out", "Overall"):
             ev.add_column(col, key=col)
         cmp_ = self.query_one("#compare", DataTable)
         cmp_.border_title = "Side by side"
@@ -153,7 +178,11 @@ class HistoryScreen(Screen):
             return
         del self._pending[pc.id]
         if pc.state != "done":
-            self.status(f"history {table}: {pc.state}{' - ' + pc.detail if pc.detail else ''}")
+            self.status(f"{'' if table == 'compare' else 'history '}{table}: {pc.state}"
+                        f"{' - ' + pc.detail if pc.detail else ''}")
+            return
+        if table == "compare":
+            self.show_eval_compare(pc.result if isinstance(pc.result, dict) else {}, pc.detail)
             return
         rows = history_rows(pc.result)
         if table == "runs":
@@ -198,9 +227,10 @@ class HistoryScreen(Screen):
         for e in self.evals.get(self.open_run, []):
             scores = e.get("scores") if isinstance(e.get("scores"), dict) else {}
             held = None if str(e.get("benchmark", "")).startswith("ace") else heldout_of(e)
-            t.add_row(str(e.get("eval_id", "?")), str(e.get("iteration", "-")),
+            eid = str(e.get("eval_id", "?"))
+            t.add_row("✓" if eid in self.marked_evals else "", eid, str(e.get("iteration", "-")),
                       f"{held.correct}/{held.total} {pct(held.accuracy)}%" if held else "-",
-                      pct(scores.get("overall")) + (" (partial)" if held and held.partial else ""))
+                      pct(scores.get("overall")) + (" (partial)" if held and held.partial else ""), key=eid)
 
     def status(self, text: str) -> None:
         self.query_one("#history-status", Label).update(text)
@@ -220,28 +250,38 @@ class HistoryScreen(Screen):
     def open(self, run_id: str) -> None:
         self.open_run = run_id
         self.marked_iters.clear()
+        self.marked_evals.clear()
         self.query_one("#iterations", DataTable).border_title = f"Iterations of {run_id} (space: mark, c: compare 2)"
-        self.query_one("#evals", DataTable).border_title = f"Evals of {run_id}"
+        self.query_one("#evals", DataTable).border_title = f"Evals of {run_id} (space: mark, c: compare 2)"
         self.fill_iterations()
         self.ask("iterations", run_id)
         self.ask("evals", run_id)
 
     def action_mark(self) -> None:
         focused = self.focused
-        if not isinstance(focused, DataTable) or focused.id not in ("runs", "iterations") or not focused.row_count:
+        if not isinstance(focused, DataTable) or focused.id not in ("runs", "iterations", "evals") \
+                or not focused.row_count:
             return
         key = focused.coordinate_to_cell_key(focused.cursor_coordinate).row_key.value
-        marks = self.marked_runs if focused.id == "runs" else self.marked_iters
+        marks, fill = {"runs": (self.marked_runs, self.fill_runs), "iterations": (self.marked_iters, self.fill_iterations),
+                       "evals": (self.marked_evals, self.fill_evals)}[focused.id]
         if key in marks:
             marks.remove(key)
         else:
             marks.append(key)
             del marks[:-2]  # keep the last two
-        (self.fill_runs if focused.id == "runs" else self.fill_iterations)()
+        fill()
         focused.move_cursor(row=focused.get_row_index(key))
 
     def action_compare(self) -> None:
-        focused_iters = isinstance(self.focused, DataTable) and self.focused.id == "iterations"
+        focused = self.focused.id if isinstance(self.focused, DataTable) else None
+        if focused == "evals" or (len(self.marked_evals) == 2 and focused not in ("runs", "iterations")):
+            if len(self.marked_evals) != 2:
+                self.status("mark two evals with space first")
+                return
+            self.ask_compare(*self.marked_evals)
+            return
+        focused_iters = focused == "iterations"
         if focused_iters or (len(self.marked_iters) == 2 and len(self.marked_runs) != 2):
             if len(self.marked_iters) != 2:
                 self.status("mark two iterations with space first")
@@ -264,6 +304,29 @@ class HistoryScreen(Screen):
             return
         a, b = self.marked_runs
         self.show_compare(a, b, flatten_run(self.iterations[a]), flatten_run(self.iterations[b]))
+
+    def ask_compare(self, a: str, b: str) -> None:
+        """The core compares eval B with eval A from its store and their records (`compare` verb)."""
+        try:
+            pc = self.link.send("compare", {"a": a, "b": b, "limit": FLIPS_ASKED},
+                                on_update=lambda c: self.post_message(HistoryReply(c)))
+        except LinkError as e:
+            self.status(f"compare unavailable: {e}")
+            return
+        self._pending[pc.id] = ("compare", None)
+        self.status(f"asking the core to compare {b} with {a} ...")
+
+    def show_eval_compare(self, result: dict, detail: str) -> None:
+        t = self.query_one("#compare", DataTable)
+        t.clear()
+        if not result.get("a") or not result.get("b"):
+            self.status(f"compare: the core's answer has no comparison ({detail})")
+            return
+        t.border_title = f"Evals: A = {eval_label(result['a'])}, B = {eval_label(result['b'])}; B - A [95 %]"
+        for row in eval_compare_rows(result):
+            t.add_row(*row)
+        warn = "; ".join(result.get("warnings") or [])
+        self.status(f"compare: {detail}" + (f" ({warn})" if warn else ""))
 
     def show_compare(self, label_a: str, label_b: str, a: dict, b: dict) -> None:
         t = self.query_one("#compare", DataTable)

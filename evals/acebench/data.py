@@ -59,8 +59,14 @@ class Entry:
     @property
     def dialogue(self) -> str | None:
         """Multi-turn files: ``<category>_<dialogue>``, the unit that is scored."""
-        m = _MT_ID.match(self.id)
-        return f"{m.group(1)}_{m.group(2)}" if m and m.group(3) is not None else None
+        return dialogue_of(self.id)
+
+
+def dialogue_of(entry_id: str) -> str | None:
+    """``normal_multi_turn_user_adjust_3_1`` (a turn) -> ``normal_multi_turn_user_adjust_3``; None for an
+    id that is not a multi-turn turn."""
+    m = _MT_ID.match(entry_id)
+    return f"{m.group(1)}_{m.group(2)}" if m and m.group(3) is not None else None
 
 
 def parse_categories(spec: str | None) -> list[str]:

@@ -80,6 +80,12 @@ class ACEBench:
         if folder and not Path(folder).expanduser().is_dir():
             raise UserError(f"eval.acebench_data_dir: {folder}: no such directory")
 
+    def scored_unit(self, record_id: str) -> str:
+        """A turn of a multi-turn file is scored with its dialogue (the summary counts dialogues)."""
+        from evals.acebench.data import dialogue_of
+
+        return dialogue_of(record_id) or record_id
+
     def eval_texts(self, cfg) -> EvalTexts:
         """From the run's data folder when ACEBench is part of its eval (downloaded like the eval would);
         otherwise from a complete checked copy in $LOOPTOOL_HOME, if there is one."""
