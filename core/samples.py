@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 
 from core.busproto import MAX_SAMPLES_LIMIT, SAMPLE_STAGES
 from core.errors import UserError
-from core.records import parse_line
+from core.records import iter_records
 
 MAX_LIMIT = MAX_SAMPLES_LIMIT  # rows in one page (the bus verb's bound too)
 MAX_TEXT_CHARS = 2000  # a label, a reply, a reason
@@ -117,24 +117,12 @@ def _matches(fields: dict, filters: dict[str, str]) -> bool:
 
 # -- streaming ---------------------------------------------------------------------------------
 
-def stream(path: Path) -> Iterator[dict]:
-    """The records of a JSONL file one at a time, skipping what RecordLog skips on resume: a bad line,
-    and a last line without its newline (a record still being written, or torn by a crash)."""
-    with open(path, "rb") as fh:
-        for line in fh:
-            if not line.endswith(b"\n"):
-                return
-            rec = parse_line(line)
-            if rec is not None:
-                yield rec
-
-
 def _by_id(path: Path, ids: set[str], key: str = "id") -> dict[str, dict]:
     """The records of `path` whose `key` is in `ids` (one pass; nothing else kept)."""
     found: dict[str, dict] = {}
     if not ids or not path.exists():
         return found
-    for rec in stream(path):
+    for rec in iter_records(path):
         if rec.get(key) in ids:
             found.setdefault(rec[key], rec)
             if len(found) == len(ids):
@@ -341,12 +329,12 @@ def _records(run_dir: Path, iteration: int, stage: str, evals: list[dict] | None
             if not path.exists():
                 raise UserError(f"{path} does not exist (eval {doc.get('eval_id')})")
             benchmark = str(doc.get("benchmark") or "")
-            for rec in stream(path):
+            for rec in iter_records(path):
                 yield {**_eval_fields(rec), "benchmark": benchmark, "eval_id": doc.get("eval_id")}, rec
         return
     fields: Callable[[dict], dict] = {"probe": _probe_fields, "judge": _judge_fields,
                                       "expand": _expand_fields}[stage]
-    for rec in stream(stage_file(run_dir, iteration, stage)):
+    for rec in iter_records(stage_file(run_dir, iteration, stage)):
         yield fields(rec), rec
 
 
