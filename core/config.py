@@ -278,6 +278,10 @@ class ExpandSection(_Strict):
     k: int = Field(4, ge=0)
     generator: Literal["procedural", "llm"] = "procedural"
     llm: LLMRef | None = None
+    redraw_tools: bool = Field(False, description="procedural generator: each expansion offers its seed's "
+                               "tools re-drawn from their catalog leaves (new names, parameter choices, types "
+                               "and descriptions; same functions and kind) instead of the seed's docs "
+                               "verbatim (off in the paper, whose generator keeps the seed's tools)")
 
 
 class AssembleSection(_Strict):
@@ -291,6 +295,9 @@ class AssembleSection(_Strict):
     keep_text_share: bool = Field(False, description="D_{j+1} keeps at least seeds.text_fraction of text "
                                   "labels (refuse/clarify): text samples the error-driven parts left out "
                                   "replace call samples (off in the paper)")
+    text_fill: Literal["mastered", "fresh"] = Field("mastered", description="keep_text_share: where the "
+                                                    "text labels come from first: mastered ones of D_j "
+                                                    "(highest PPL first) or unused pool seeds")
 
     def fresh_for(self, next_iteration: int) -> int:
         i = next_iteration - 2

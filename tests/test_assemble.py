@@ -250,3 +250,30 @@ def test_keep_text_share_swaps_calls_for_left_out_text_samples():
     assert hp == {f"m{n}" for n in range(8 - min(need, 8), 8)}  # the highest PPLs (m7 = 1.7)
     assert ts["calls_removed"].get("fresh", 0) == sum(not s.label.is_text for s in before if s.meta["set"] == "fresh")
     assert len({s.id for s in samples}) == 24
+
+
+def test_keep_text_share_from_fresh_pool_seeds_first():
+    # as above, with assemble.text_fill = "fresh": the text labels that join are new pool refusals,
+    # not repeats of D_j's mastered ones, and the error seeds stay
+    def call_sample(i, parent=None):
+        return text_sample(i, "expand" if parent else "seed:test", parent).model_copy(
+            update={"label": Label(calls=[Call(name="f")])})
+    dataset = [call_sample(f"e{n}") for n in range(6)] + [text_sample(f"m{n}") for n in range(8)]
+    probe = [{"id": f"e{n}", "mastered": False, "ppl": 2.0} for n in range(6)]
+    probe += [{"id": f"m{n}", "mastered": True, "ppl": 1 + n / 10} for n in range(8)]
+    judge = [{"id": f"e{n}", "verdict": "PRED_WRONG"} for n in range(6)]
+    expansions = [call_sample(f"x{n}-{c}", f"e{n}") for n in range(6) for c in range(2)]
+    pool = [call_sample(f"pc{n}") for n in range(10)] + [text_sample(f"pt{n}") for n in range(20)]
+    run_cfg = cfg(24, [6])
+    run_cfg.seeds.text_fraction = 0.5
+    run_cfg.assemble.keep_text_share = True
+    run_cfg.assemble.text_fill = "fresh"
+    samples, comp = asm.assemble(run_cfg, 2, pool, dataset, probe, judge, expansions, random.Random(0))
+    ts = comp["text_share"]
+    text = [s for s in samples if s.label.is_text]
+    assert len(samples) == 24 and len(text) == 12 and ts["text_shortfall"] == 0
+    need = 12 - ts["text_before"]
+    assert need > 0 and ts["text_added"] == {"fresh": need}
+    added = [s for s in text if s.id.startswith("pt")]
+    assert len(added) >= need and all(s.meta["set"] == "fresh" for s in added)
+    assert comp["error_seeds"] == 6 and len({s.id for s in samples}) == 24

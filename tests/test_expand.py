@@ -18,8 +18,10 @@ from core.stages import expand
 from core.stages.base import StageContext, StageStopped, is_done
 
 
-def make_ctx(run_dir: Path, k: int = 3, generator: str = "procedural", events: list | None = None) -> StageContext:
+def make_ctx(run_dir: Path, k: int = 3, generator: str = "procedural", events: list | None = None,
+             redraw: bool = False) -> StageContext:
     extra = '\n[expand.llm]\nmodel = "embedded"\nbackend = "hf"\n' if generator == "llm" else ""
+    extra += "redraw_tools = true\n" if redraw else ""
     cfg = parse(f'[run]\nname = "t"\nseed = 3\n[expand]\nk = {k}\ngenerator = "{generator}"\n{extra}', "test")
     emit = (lambda kind, data: events.append((kind, data))) if events is not None else (lambda kind, data: None)
     return StageContext(cfg=cfg, run_dir=run_dir, iteration=1, model_path="unused", emit=emit)
@@ -65,6 +67,32 @@ def test_k_samples_per_seed_with_lineage(tmp_path):
     flips = [s for s in samples if s.meta["variation"] == "interaction"
              and seed_by_id[s.parent].meta["kind"] in ("simple", "multiple")]
     assert all(any(m.role == "assistant" for m in s.messages) for s in flips)
+
+
+def test_redrawn_tools_are_the_seeds_functions_under_new_docs(tmp_path):
+    ctx = make_ctx(tmp_path, k=4, redraw=True)
+    ss = [s for s in seeds(24) if not s.label.is_text][:10]
+    stats = expand.run(ctx, ss, {})
+    samples = load_samples(ctx.iter_dir / "expand.jsonl")
+    assert stats["kept"] == len(samples) == 40 and stats["rule_rejected"] == 0
+    seed_by_id = {s.id: s for s in ss}
+    docs_repeated = 0
+    for s in samples:
+        seed = seed_by_id[s.parent]
+        assert validate(s) == [] and ungrounded(s.label.tool_calls(), s) == []
+        assert s.meta["redrawn"] is True
+        # the same catalog leaves (functions) are offered, under docs drawn anew
+        assert sorted(s.meta["leaves"].values()) == sorted(seed.meta["leaves"].values())
+        assert set(s.meta["leaves"]) == {t["name"] for t in s.tools}
+        docs_repeated += sum(t in seed.tools for t in s.tools)
+        called = {s.meta["leaves"][c.name] for c in s.label.calls or []}
+        assert called <= set(seed.meta["leaves"].values())
+    offered = sum(len(s.tools) for s in samples)
+    assert docs_repeated < offered / 4, (docs_repeated, offered)  # kept verbatim, every one would repeat
+    # the draw is deterministic: a second run writes the same samples
+    again = make_ctx(tmp_path / "again", k=4, redraw=True)
+    expand.run(again, ss, {})
+    assert out_rows(again) == out_rows(ctx)
 
 
 def test_judge_rejections_are_counted(tmp_path):

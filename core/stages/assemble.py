@@ -18,8 +18,9 @@ Fill order, each step taking at most what is left of the budget:
      as `shortfall` (the set is then smaller than the budget).
   6. cfg.assemble.keep_text_share (off in the paper): when the set holds fewer text labels (refuse /
      clarify) than seeds.text_fraction of it, text samples left out above replace call samples. Text
-     in: mastered samples not taken (HPPL order: retention is what this rule is for), then
-     expansions, then unused pool seeds; calls out:
+     in: mastered samples not taken (HPPL order: retention), then expansions, then unused pool seeds;
+     with cfg.assemble.text_fill = "fresh", unused pool seeds first (new refusals, not repeats of
+     D_j's), then expansions, then mastered ones; calls out:
      fresh seeds, top-up, HPPL, then expansions, never error seeds. An error-driven set otherwise
      follows the failures, which are mostly calls once refusals are mastered, and the policy
      forgets to refuse (cpu-demo: 38 refusals in D_1, 26 in D_2, BFCL irrelevance 27 -> 10/50).
@@ -169,10 +170,12 @@ def assemble(cfg, iteration_next: int, pool_unused: list[Sample], dataset_j: lis
         parts["topup_mastered"] = _pick(rest, counts["topped_up_mastered"], rng)
         parts["topup_fresh"] = [pool[i] for i in sorted(draw[counts["fresh_seeds"]:])]
         if a.keep_text_share:
-            extra["text_share"] = keep_text_share(parts, cfg.seeds.text_fraction, {
-                "HPPL": [by_id[i] for i in ranked] + rest,
-                "EE": rng.sample(expansions, len(expansions)),
-                "fresh": rng.sample(pool, len(pool))}, rng)
+            sources = {"HPPL": [by_id[i] for i in ranked] + rest,
+                       "EE": rng.sample(expansions, len(expansions)),
+                       "fresh": rng.sample(pool, len(pool))}
+            if a.text_fill == "fresh":
+                sources = {key: sources[key] for key in ("fresh", "EE", "HPPL")}
+            extra["text_share"] = keep_text_share(parts, cfg.seeds.text_fraction, sources, rng)
         extra |= {"error_seeds_available": len(es), "error_seeds_pred_wrong_available": pw,
                  "error_seeds_label_wrong_available": lw,
                  "error_seeds_label_wrong": sum(1 for s in parts["ES"] if s.source == "relabel"),

@@ -6,8 +6,9 @@ ATTEMPTS candidates until one passes both tiers:
   1. rules (core.seeds.validate) -- for the LLM generator also a readable INPUT/OUTPUT reply;
   2. the judge callable (the rule judge or an LLM judge, passed by the engine; None = rules only).
 Generators:
-  * procedural: the seed's tools are kept; its target function(s) get new argument values, phrasing
-    and persona from core.seeds.synth; complexity adds optional parameters / more calls, interaction
+  * procedural: the seed's tools are kept (or, with cfg.expand.redraw_tools, re-drawn from their
+    catalog leaves: the same functions under new names, parameters and descriptions); its target
+    function(s) get new argument values, phrasing and persona from core.seeds.synth; complexity adds optional parameters / more calls, interaction
     turns a single-turn seed multi-turn and vice versa;
   * llm (cfg.expand.generator = "llm"): the generator model sees the seed, its correct label, the
     policy's wrong reply (probe.jsonl) and the judge's error analysis, and answers with INPUT / OUTPUT
@@ -96,13 +97,29 @@ def _fits(spec, kind: str) -> bool:
     return bool(spec.required) if kind in _NEEDS_REQUIRED else True
 
 
-def expand_procedural(seed: Sample, variation: str, rng: random.Random) -> Sample:
-    """One new sample from a seed under a scenario variation; the seed's tools are kept."""
+def redraw_specs(specs: dict, rng: random.Random) -> dict:
+    """The same tools under new surface forms: each spec with a catalog leaf re-drawn from it by
+    core.seeds.apis.make_api (name style, parameter choice, types, description); others kept. Keys
+    stay the seed's names, so the seed's calls still say which tool is which."""
+    out, names = {}, set()
+    for key, sp in specs.items():
+        new = make_api(rng, BY_KEY[sp.leaf]) if sp.leaf in BY_KEY else sp
+        out[key] = sp if new.name in names else new
+        names.add(out[key].name)
+    return out
+
+
+def expand_procedural(seed: Sample, variation: str, rng: random.Random, redraw: bool = False) -> Sample:
+    """One new sample from a seed under a scenario variation; the seed's tools are kept, or with
+    `redraw` re-drawn from their catalog leaves (redraw_specs), so that the k expansions of a seed do
+    not all repeat its tool docs word for word."""
     leaves = seed.meta.get("leaves") or {}
     specs = {d["name"]: spec_from_doc(d, leaves.get(d["name"])) for d in seed.tools
              if isinstance(d, dict) and isinstance(d.get("name"), str)}
     if not specs:
         raise ValueError("the seed offers no tools")
+    if redraw:
+        specs = redraw_specs(specs, rng)
     kind = vary_kind(seed_kind(seed), variation, rng)
     targets = [c.name for c in seed.label.calls or [] if c.name in specs]
     order = list(dict.fromkeys(targets)) + [n for n in specs if n not in targets]
@@ -110,7 +127,7 @@ def expand_procedural(seed: Sample, variation: str, rng: random.Random) -> Sampl
     if main is None:  # no tool can carry this kind: fall back to a plain call / a refusal
         kind = "refuse" if kind.endswith("clarify") else "simple"
         main = specs[order[0]]
-    others = [specs[n] for n in order if n != main.name]
+    others = [specs[n] for n in order if specs[n] is not main]
     second = others[0] if others else main
     if kind.endswith("refuse"):
         taken = {norm("".join(words_of(n))) for n in specs}
@@ -122,8 +139,15 @@ def expand_procedural(seed: Sample, variation: str, rng: random.Random) -> Sampl
     persona = rng.choice(synth.PERSONAS[1:]) if variation == "persona" else None
     p_opt = 1.0 if variation == "complexity" else 0.45
     messages, label = synth.simulate(kind, rng, apis, p_opt=p_opt, persona=persona)
-    return Sample(id="x", tools=seed.tools, messages=messages, label=label, source="expand",
+    tools = seed.tools
+    if redraw:
+        offered = list(specs.values())
+        rng.shuffle(offered)
+        tools = [sp.doc for sp in offered]
+        leaves = {sp.name: sp.leaf for sp in offered if sp.leaf}
+    return Sample(id="x", tools=tools, messages=messages, label=label, source="expand",
                   parent=seed.id, meta={"variation": variation, "kind": kind, "generator": "procedural",
+                                        **({"redrawn": True} if redraw else {}),
                                         **({"leaves": leaves} if leaves else {})})
 
 
@@ -246,7 +270,8 @@ class _Expander:
             out: dict[int, Sample | str] = {}
             for i in tasks:
                 try:
-                    out[i] = expand_procedural(seed, variations[i], self.rng(seed.id, i, attempt))
+                    out[i] = expand_procedural(seed, variations[i], self.rng(seed.id, i, attempt),
+                                               self.ctx.cfg.expand.redraw_tools)
                 except (ValueError, RuntimeError, IndexError, KeyError) as e:
                     out[i] = f"{type(e).__name__}: {e}"
             return out
