@@ -37,7 +37,7 @@ def run_doc(run_id: str) -> dict:
             raise UserError(f"no run {run_id!r} (see `looptool runs list`)")
         iters = sorted(store.get_docs("iterations", run_id=run_id), key=lambda d: d["iteration"])
         evals = [e for e in store.list_evals() if e.get("run_id") == run_id]
-    evals = sorted(evals, key=lambda e: e.get("iteration", 0))
+    evals = sorted(evals + _marker_evals(runs[0], evals), key=lambda e: e.get("iteration", 0))
     from console.report import run_instruments
 
     def per_category(e: dict) -> dict:
@@ -59,6 +59,23 @@ def run_doc(run_id: str) -> dict:
                         for e in evals if e.get("benchmark") == "acebench"]}
     doc["instruments"] = run_instruments(doc)
     return doc
+
+
+def _marker_evals(run: dict, stored: list[dict]) -> list[dict]:
+    """The run's own evals (iter-j/eval.done, core.run_scores) that the store lists under another run: an
+    eval's id is its configuration, so two runs on one base model share their iteration-0 eval, and the
+    store's document names the newer run only."""
+    from core.run_scores import iteration_scores
+
+    if not run.get("run_dir") or not isinstance(run.get("iterations"), int):
+        return []
+    have = {(e.get("iteration"), e.get("benchmark")) for e in stored if not e.get("on_demand")}
+    found = []
+    for score in iteration_scores(run["run_id"], Path(run["run_dir"]), run["iterations"], []):
+        for summary in (score.bfcl, score.acebench):
+            if summary and (score.iteration, summary.get("benchmark")) not in have and summary.get("eval_id"):
+                found.append({**summary, "run_id": run["run_id"], "iteration": score.iteration})
+    return found
 
 
 @runs_app.command("show")

@@ -199,14 +199,26 @@ class CommandHandler:
         self.ack(reply_to, cmd, "history", "accepted")
         self.daemon.spawn(self._finish_history(reply_to, cmd, args))
 
-    async def _finish_history(self, reply_to, cmd, args: bp.HistoryArgs) -> None:
+    async def _answer(self, reply_to, cmd, verb: str, work, failing: str) -> None:
+        """Ack `verb` done with `await work()`'s (detail, result), or failed: a UserError's message as it
+        is, any other exception (a bug, an unreadable file) logged and said as `failing: error`. The
+        core stays up either way."""
         try:
-            rows = await self.history(args.table, args.run_id, args.limit)
-        except Exception as e:  # noqa: BLE001
-            self.ack(reply_to, cmd, "history", "failed", f"reading {args.table}: {e}")
+            detail, result = await work()
+        except UserError as e:
+            self.ack(reply_to, cmd, verb, "failed", str(e))
             return
-        self.ack(reply_to, cmd, "history", "done", f"{len(rows)} {args.table}",
-                 {"table": args.table, "run_id": args.run_id, "rows": rows})
+        except Exception as e:  # noqa: BLE001  said to the operator, never taking the core down
+            log.exception(verb)
+            self.ack(reply_to, cmd, verb, "failed", f"{failing}: {e}")
+            return
+        self.ack(reply_to, cmd, verb, "done", detail, result)
+
+    async def _finish_history(self, reply_to, cmd, args: bp.HistoryArgs) -> None:
+        async def work():
+            rows = await self.history(args.table, args.run_id, args.limit)
+            return f"{len(rows)} {args.table}", {"table": args.table, "run_id": args.run_id, "rows": rows}
+        await self._answer(reply_to, cmd, "history", work, f"reading {args.table}")
 
     def _cmd_samples(self, reply_to, cmd, args: bp.SamplesArgs) -> None:
         from core.samples import check_filters
@@ -221,8 +233,8 @@ class CommandHandler:
     async def _finish_samples(self, reply_to, cmd, args: bp.SamplesArgs) -> None:
         from core import samples
 
-        run_id = args.run_id or self.engine.run_id
-        try:
+        async def work():
+            run_id = args.run_id or self.engine.run_id
             runs = await self.store.aget_docs("runs", run_id=run_id) if self.store is not None else []
             own = getattr(self.engine, "run_dir", None) if run_id == self.engine.run_id else None
             run_dir = samples.run_dir_of(runs, run_id, own)
@@ -233,19 +245,11 @@ class CommandHandler:
             if args.prompt_id is not None:
                 result = await asyncio.to_thread(samples.prompt, run_dir, args.iteration, args.stage,
                                                  args.prompt_id, evals=evals)
-                detail = f"prompt of {args.prompt_id}" if result.get("prompt") is not None else result["note"]
-            else:
-                result = await asyncio.to_thread(samples.page, run_dir, args.iteration, args.stage, args.filters,
-                                                 args.offset, args.limit, evals=evals)
-                detail = f"{len(result['rows'])} of {result['total']} {args.stage} rows"
-        except UserError as e:
-            self.ack(reply_to, cmd, "samples", "failed", str(e))
-            return
-        except Exception as e:  # noqa: BLE001  a bug or an unreadable file: said to the operator
-            log.exception("samples")
-            self.ack(reply_to, cmd, "samples", "failed", f"reading {args.stage} samples: {e}")
-            return
-        self.ack(reply_to, cmd, "samples", "done", detail, result)
+                return f"prompt of {args.prompt_id}" if result.get("prompt") is not None else result["note"], result
+            result = await asyncio.to_thread(samples.page, run_dir, args.iteration, args.stage, args.filters,
+                                             args.offset, args.limit, evals=evals)
+            return f"{len(result['rows'])} of {result['total']} {args.stage} rows", result
+        await self._answer(reply_to, cmd, "samples", work, f"reading {args.stage} samples")
 
     def _cmd_compare(self, reply_to, cmd, args: bp.CompareArgs) -> None:
         if self.store is None:
@@ -254,21 +258,14 @@ class CommandHandler:
         self.daemon.spawn(self._finish_compare(reply_to, cmd, args))
 
     async def _finish_compare(self, reply_to, cmd, args: bp.CompareArgs) -> None:
-        try:  # the records files are read in a thread: a large eval must not stall telemetry
+        async def work():  # the records files are read in a thread: a large eval must not stall telemetry
             result = await asyncio.to_thread(compare, self.store, args.a, args.b, category=args.category,
                                              max_flips=args.limit, raw_chars=COMPARE_RAW_CHARS)
-        except UserError as e:
-            self.ack(reply_to, cmd, "compare", "failed", str(e))
-            return
-        except Exception as e:  # noqa: BLE001  a bug here must not take the core down
-            log.exception("compare")
-            self.ack(reply_to, cmd, "compare", "failed", f"comparing {args.a} with {args.b}: {e}")
-            return
-        overall = result["overall"] or {}
-        detail = (f"{result['a']['eval_id']} vs {result['b']['eval_id']}: {overall.get('n', 0)} shared entries, "
-                  f"{result['right_to_wrong']['count']} right -> wrong, {result['wrong_to_right']['count']} "
-                  "wrong -> right")
-        self.ack(reply_to, cmd, "compare", "done", detail, result)
+            overall = result["overall"] or {}
+            return (f"{result['a']['eval_id']} vs {result['b']['eval_id']}: {overall.get('n', 0)} shared "
+                    f"entries, {result['right_to_wrong']['count']} right -> wrong, "
+                    f"{result['wrong_to_right']['count']} wrong -> right"), result
+        await self._answer(reply_to, cmd, "compare", work, f"comparing {args.a} with {args.b}")
 
     # -- store queries -----------------------------------------------------------------------------
 

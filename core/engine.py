@@ -24,7 +24,6 @@ import collections
 import functools
 import logging
 import multiprocessing as mp
-import queue as queue_mod
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +36,7 @@ from core.records import write_json_atomic
 from core.servers import ServerFailed, Servers
 from core.stages.base import is_done
 from core.store_format import iteration_doc
-from core.worker import run_stage
+from core.worker import run_stage, watch_worker
 
 log = logging.getLogger(__name__)
 
@@ -199,23 +198,12 @@ class Engine:
         q = self._ctx.Queue()
         proc = self._ctx.Process(target=self.eval_job_target, name="looptool-eval-job",
                                  args=(self.cfg_text, str(self.run_dir), j, args, q, self._stop))
-        proc.start()
-        outcome = None
-        while outcome is None:
-            try:
-                kind, data = q.get_nowait()
-            except queue_mod.Empty:
-                if not proc.is_alive():
-                    outcome = ("failed", f"eval worker exited with code {proc.exitcode}")
-                    break
-                await asyncio.sleep(0.1)
-                continue
-            if kind in ("done", "failed"):
-                outcome = (kind, data)
-            elif kind == "progress":
+
+        def on_message(kind: str, data) -> None:
+            if kind == "progress":
                 self._publish(kind, data)
-        await asyncio.get_running_loop().run_in_executor(None, proc.join)
-        kind, data = outcome
+
+        kind, data = await watch_worker(proc, q, ("done", "failed"), on_message, what="eval worker")
         if kind == "failed":
             raise EvalJobError(data)
         data = {**data, "run_id": self.run_id}
@@ -311,28 +299,18 @@ class Engine:
         proc = self._ctx.Process(target=self.stage_target, name=f"looptool-{stage}",
                                  args=(self.cfg_text, str(self.run_dir), stage, iteration, q,
                                        self._pause, self._stop))
-        proc.start()
-        outcome = None
-        while outcome is None:
-            try:
-                kind, data = q.get_nowait()
-            except queue_mod.Empty:
-                if not proc.is_alive():
-                    proc.join()
-                    outcome = ("failed", f"worker exited with code {proc.exitcode}")
-                    break
-                if self._evals and self._pause.is_set():  # paused mid-stage: serve evals at once
-                    await self.serve_evals()
-                await asyncio.sleep(0.1)
-                continue
-            if kind in ("done", "stopped", "failed", "fault"):
-                outcome = (kind, data)
-            elif kind == "event":
+
+        def on_message(kind: str, data) -> None:
+            if kind == "event":
                 self._event(data.pop("event", f"{stage}_info"), data)
             else:
                 self._publish(kind, data)
-        await asyncio.get_running_loop().run_in_executor(None, proc.join)
-        return outcome
+
+        async def on_idle() -> None:
+            if self._evals and self._pause.is_set():  # paused mid-stage: serve evals at once
+                await self.serve_evals()
+
+        return await watch_worker(proc, q, ("done", "stopped", "failed", "fault"), on_message, on_idle, what="worker")
 
     async def _store_eval_summaries(self, stats: dict) -> None:
         if self.store is None:

@@ -7,8 +7,11 @@ from the run directory and writes its outputs there (core/stages/__init__.py).
 """
 from __future__ import annotations
 
+import asyncio
+import queue as queue_mod
 import traceback
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from core import config as config_mod
 from core import weights
@@ -69,3 +72,30 @@ def make_context(cfg, run_dir: Path, iteration: int, control: Control, emit) -> 
     start = weights.start(cfg, run_dir, iteration)
     return StageContext(cfg=cfg, run_dir=run_dir, iteration=iteration, model_path=start.model,
                         adapter=start.adapter, control=control, emit=emit)
+
+
+async def watch_worker(proc, q, finals: tuple[str, ...], on_message: Callable[[str, object], None],
+                       on_idle: Callable[[], Awaitable] | None = None, what: str = "worker") -> tuple[str, object]:
+    """The engine's side of the protocol above: start a spawned worker (a stage, or an on-demand eval
+    job, core/eval_job.py) and follow its queue until it sends one of `finals`, returned as (kind,
+    data), or dies first: ("failed", "<what> exited with code N"). Other messages go to on_message;
+    on_idle runs between polls. The process is joined off the event loop."""
+    proc.start()
+    while True:
+        try:
+            kind, data = q.get_nowait()
+        except queue_mod.Empty:
+            if not proc.is_alive():
+                proc.join()
+                outcome = ("failed", f"{what} exited with code {proc.exitcode}")
+                break
+            if on_idle is not None:
+                await on_idle()
+            await asyncio.sleep(0.1)
+            continue
+        if kind in finals:
+            outcome = (kind, data)
+            break
+        on_message(kind, data)
+    await asyncio.get_running_loop().run_in_executor(None, proc.join)
+    return outcome

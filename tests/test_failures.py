@@ -341,3 +341,31 @@ def test_runs_show_prints_the_instrument_tables(run_store):
     assert row("simple_python", "type_error:simple") == ["simple_python", "type_error:simple", "0", "0", "1", "+1"]
     assert row("1", "2", "0.9") == ["1", "2", "0.9", "0.7", "0.25", "0.5", "0.375"]
     assert row("2", "2", "0.6") == ["2", "2", "0.6", "0.4", "0.75", "1", "0.5"]
+
+
+def test_runs_show_keeps_a_base_eval_the_store_lists_under_a_newer_run(tmp_path):
+    """Two runs on one base model with one eval config share their iteration-0 eval id; the store's
+    document names the newer run, and the older run's iteration 0 comes from its own eval.done."""
+    from core.stages.base import mark_done
+    from core.store import ResultStore
+
+    base = {"eval_id": "bfcl-shared-base", "benchmark": "bfcl-v3", "scores": {"overall": 0.25},
+            "per_category": {"simple_python": {"correct": 1, "total": 4, "accuracy": 0.25, "error_types": {}}}}
+    with ResultStore() as store:
+        for n, run in enumerate(("older-run", "newer-run")):
+            run_dir = tmp_path / run
+            mark_done(run_dir / "iter-0", "eval", {"iteration": 0, "summaries": {"bfcl": {**base, "iteration": 0}},
+                                                    "skipped": {}})
+            store.add_doc("runs", {"run_id": run, "name": "t", "state": "finished", "run_dir": str(run_dir),
+                                   "iterations": 1, "model": "embedded"}, key="run_id")
+            store.add_eval({**base, "run_id": run, "iteration": 0, "started_at": f"2026-12-0{n + 1}"})
+        trained = {**base, "eval_id": "bfcl-older-1", "run_id": "older-run", "iteration": 1,
+                   "scores": {"overall": 0.5}}
+        store.add_eval(trained)
+        store.flush()
+        assert store.get_eval("bfcl-shared-base")["run_id"] == "newer-run"
+    older = json.loads(_runs_show("older-run", "--json"))
+    assert [(e["iteration"], e["eval_id"], e["accuracy"]) for e in older["evals"]] == [
+        (0, "bfcl-shared-base", 0.25), (1, "bfcl-older-1", 0.25)]
+    newer = json.loads(_runs_show("newer-run", "--json"))
+    assert [(e["iteration"], e["eval_id"]) for e in newer["evals"]] == [(0, "bfcl-shared-base")]  # once, not twice
