@@ -142,7 +142,8 @@ def test_run_report_renders_its_plots_in_chromium_and_tensorboard_reads_the_trac
 
 # -- export (issue 14) --
 
-def test_export_of_the_reference_run_loads_and_its_card_has_every_iteration_s_score(reference_run, tmp_path):
+def test_export_of_the_reference_run_loads_scores_as_the_run_did_and_its_card_has_every_iteration_s_score(
+        reference_run, tmp_path):
     from transformers import AutoModelForCausalLM
 
     home, run_dir, _ = reference_run
@@ -159,6 +160,25 @@ def test_export_of_the_reference_run_loads_and_its_card_has_every_iteration_s_sc
         rows = [ln for ln in card.splitlines() if ln.startswith((f"| {j} |", f"| **{j} (exported)** |"))
                 and (" | trained | " in ln or " | base model | " in ln)]
         assert len(rows) == 1 and f"| {correct}/{total} ({100 * correct / total:.1f} %) |" in rows[0], card
+
+    # the exported checkpoint, evaluated on its own as a user would (`looptool eval bfcl --model DIR`, in a
+    # home of its own), gives the run's held-out replies and score for that iteration, entry by entry
+    (exported,) = [j for j in range(3) if f"| **{j} (exported)** |" in card]
+    run_eval = json.loads((run_dir / f"iter-{exported}" / "eval.done").read_text())["summaries"]["bfcl"]
+    cfg = run_eval["config"]
+    p = subprocess.run([sys.executable, "-m", "console.cli", "eval", "bfcl", "--model", str(out), "--mode", cfg["mode"],
+                        "--categories", ",".join(cfg["categories"]), "--per-category", str(cfg["per_category"]),
+                        "--seed", str(cfg["seed"]), "--max-new-tokens", str(cfg["max_new_tokens"]),
+                        "--batch-size", "4", "--device", "cpu", "--no-progress", "--json"],
+                       capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "LOOPTOOL_HOME": str(tmp_path / "user-home")})
+    assert p.returncode == 0, p.stderr
+    mine = json.loads(p.stdout)
+    assert {k: (c["correct"], c["total"]) for k, c in mine["per_category"].items()} == \
+        {k: (c["correct"], c["total"]) for k, c in run_eval["per_category"].items()}
+    def replies(summary):
+        return {r["id"]: (r["raw"], r.get("valid")) for r in map(json.loads, Path(summary["records"]).read_text().splitlines())}
+    assert replies(mine) == replies(run_eval) and len(replies(mine)) == sum(c["total"] for c in mine["per_category"].values())
 
 
 # -- samples (issue 14) --

@@ -354,6 +354,7 @@ def test_runs_show_keeps_a_base_eval_the_store_lists_under_a_newer_run(tmp_path)
     with ResultStore() as store:
         for n, run in enumerate(("older-run", "newer-run")):
             run_dir = tmp_path / run
+            (run_dir / "iter-0").mkdir(parents=True)
             mark_done(run_dir / "iter-0", "eval", {"iteration": 0, "summaries": {"bfcl": {**base, "iteration": 0}},
                                                     "skipped": {}})
             store.add_doc("runs", {"run_id": run, "name": "t", "state": "finished", "run_dir": str(run_dir),
