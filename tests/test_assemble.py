@@ -218,9 +218,10 @@ def test_run_reads_the_iteration_files_and_writes_the_next_dataset(tmp_path):
     assert not list(tmp_path.glob("iter-2/*.tmp"))
 
 
-def test_keep_text_share_swaps_calls_for_left_out_text_samples():
-    # an error-driven D_2 of calls only: 6 call error seeds, 12 call + 6 text expansions, 8 text
-    # mastered, a pool of 10 call + 10 text seeds; budget 24 = 6 ES + 6 fresh + 12 EE
+def _call_only_world(text_expansions: int, pool_text: int):
+    """An error-driven D_2 of calls only (the keep_text_share tests): 6 call error seeds, 12 call expansions
+    (+ `text_expansions` text ones), 8 text mastered, a pool of 10 call + `pool_text` text seeds; budget
+    24 = 6 ES + 6 fresh + 12 EE, text_fraction 0.5."""
     def call_sample(i, parent=None):
         return text_sample(i, "expand" if parent else "seed:test", parent).model_copy(
             update={"label": Label(calls=[Call(name="f")])})
@@ -229,10 +230,17 @@ def test_keep_text_share_swaps_calls_for_left_out_text_samples():
     probe += [{"id": f"m{n}", "mastered": True, "ppl": 1 + n / 10} for n in range(8)]
     judge = [{"id": f"e{n}", "verdict": "PRED_WRONG"} for n in range(6)]
     expansions = [call_sample(f"x{n}-{c}", f"e{n}") for n in range(6) for c in range(2)]
-    expansions += [text_sample(f"t{n}", "expand", f"e{n}") for n in range(6)]
-    pool = [call_sample(f"pc{n}") for n in range(10)] + [text_sample(f"pt{n}") for n in range(10)]
+    expansions += [text_sample(f"t{n}", "expand", f"e{n}") for n in range(text_expansions)]
+    pool = [call_sample(f"pc{n}") for n in range(10)] + [text_sample(f"pt{n}") for n in range(pool_text)]
     run_cfg = cfg(24, [6])
     run_cfg.seeds.text_fraction = 0.5
+    return dataset, probe, judge, expansions, pool, run_cfg
+
+
+def test_keep_text_share_swaps_calls_for_left_out_text_samples():
+    # an error-driven D_2 of calls only: 6 call error seeds, 12 call + 6 text expansions, 8 text
+    # mastered, a pool of 10 call + 10 text seeds; budget 24 = 6 ES + 6 fresh + 12 EE
+    dataset, probe, judge, expansions, pool, run_cfg = _call_only_world(text_expansions=6, pool_text=10)
     before, comp0 = asm.assemble(run_cfg, 2, pool, dataset, probe, judge, expansions, random.Random(0))
     assert "text_share" not in comp0  # off by default (the paper)
     run_cfg.assemble.keep_text_share = True
@@ -255,17 +263,7 @@ def test_keep_text_share_swaps_calls_for_left_out_text_samples():
 def test_keep_text_share_from_fresh_pool_seeds_first():
     # as above, with assemble.text_fill = "fresh": the text labels that join are new pool refusals,
     # not repeats of D_j's mastered ones, and the error seeds stay
-    def call_sample(i, parent=None):
-        return text_sample(i, "expand" if parent else "seed:test", parent).model_copy(
-            update={"label": Label(calls=[Call(name="f")])})
-    dataset = [call_sample(f"e{n}") for n in range(6)] + [text_sample(f"m{n}") for n in range(8)]
-    probe = [{"id": f"e{n}", "mastered": False, "ppl": 2.0} for n in range(6)]
-    probe += [{"id": f"m{n}", "mastered": True, "ppl": 1 + n / 10} for n in range(8)]
-    judge = [{"id": f"e{n}", "verdict": "PRED_WRONG"} for n in range(6)]
-    expansions = [call_sample(f"x{n}-{c}", f"e{n}") for n in range(6) for c in range(2)]
-    pool = [call_sample(f"pc{n}") for n in range(10)] + [text_sample(f"pt{n}") for n in range(20)]
-    run_cfg = cfg(24, [6])
-    run_cfg.seeds.text_fraction = 0.5
+    dataset, probe, judge, expansions, pool, run_cfg = _call_only_world(text_expansions=0, pool_text=20)
     run_cfg.assemble.keep_text_share = True
     run_cfg.assemble.text_fill = "fresh"
     samples, comp = asm.assemble(run_cfg, 2, pool, dataset, probe, judge, expansions, random.Random(0))
