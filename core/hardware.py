@@ -77,3 +77,13 @@ def cpu_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     except OSError:
         return False
     return False
+
+
+def cpu_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """How training and the hf backend compute on this CPU, in words for the operator: the choice
+    cpu_native_bf16 makes, and what the float32 fallback costs (bench/results/cpu_bf16-2cores.txt)."""
+    if cpu_native_bf16(cpuinfo):
+        return "bf16 (the CPU has native bf16): bf16 autocast in training, bf16 weights in generation"
+    return ("float32: this CPU has no AVX512-BF16 or AMX-BF16, so training and generation stay in float32, "
+            "about 2.3x slower per SFT step and 1.6x slower in generation than on a CPU that has them "
+            "(bench/cpu_bf16.py); the cpu-demo's timings in the README were measured with bf16")

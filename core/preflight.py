@@ -172,9 +172,14 @@ def _check_model(name: str, key: str) -> str:
 
 
 def _check_device(device: str) -> str:
+    import torch
+
+    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        from core.hardware import cpu_precision
+
+        return f"model.device: {device}, on the CPU in {cpu_precision()}"
     if not device.startswith("cuda"):
         return f"model.device: {device}"
-    import torch
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     index = int(device.partition(":")[2] or 0)

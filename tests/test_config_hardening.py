@@ -114,7 +114,10 @@ def test_a_run_that_fails_the_check_leaves_no_run_directory(tmp_path, name):
 def test_a_good_config_passes_and_says_what_was_checked(tmp_path):
     p = looptool("config", "check", edited(tmp_path, r'^name = "cpu-demo"', 'name = "mine"'))
     assert p.returncode == 0, p.stderr
-    assert "ok (run mine" in p.stdout and "  model.device: cpu" in p.stdout
+    assert "ok (run mine" in p.stdout and "  model.device: cpu, on the CPU in " in p.stdout
+    from core.hardware import cpu_precision
+
+    assert cpu_precision() in p.stdout  # bf16 or the float32 fallback, whichever this CPU gets
     assert "  benchmarks: bfcl, acebench settings ok" in p.stdout
 
 

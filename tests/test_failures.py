@@ -235,13 +235,13 @@ def test_train_stats_carry_the_compact_curve(tmp_path):
         cb.on_log(None, fake_state(step), SimpleNamespace(), logs=entry)
     trainer = SimpleNamespace(state=SimpleNamespace(log_history=logs, global_step=2, max_steps=2),
                               args=SimpleNamespace(per_device_train_batch_size=2, gradient_accumulation_steps=1,
-                                                   world_size=1))
+                                                   world_size=1, bf16=True, use_cpu=True))
     tcfg = SimpleNamespace(epochs=1, lora=True, sft_lr=2e-5, lr=1e-6, num_generations=4)
     stats = _stats(trainer, cb, "sft", 4, 0, tcfg, None, 0.0)
     assert stats["curve"] == [
         {"step": 1, "epoch": 0.5, "loss": 0.33333, "learning_rate": 2e-5, "grad_norm": 1.2346, "num_tokens": 64.0},
         {"step": 2, "epoch": 1.0, "loss": 0.25, "learning_rate": 1e-5, "grad_norm": 1.0, "num_tokens": 128.0}]
-    assert stats["final_loss"] == 0.25
+    assert stats["final_loss"] == 0.25 and stats["precision"] == "bf16 autocast, float32 weights"
 
 
 # -- looptool runs show ---------------------------------------------------------------------------

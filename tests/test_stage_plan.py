@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from core import config as config_mod
 from core.engine import iteration_stages
-from core.hardware import cpu_native_bf16
+from core.hardware import cpu_native_bf16, cpu_precision
 
 
 def test_eval_follows_train_and_the_last_iteration_builds_no_next_dataset():
@@ -32,3 +32,13 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
     assert cpu_native_bf16(str(native)) and cpu_native_bf16(str(amx))
     assert not cpu_native_bf16(str(emulated))
     assert not cpu_native_bf16(str(tmp_path / "missing"))
+
+
+def test_the_precision_note_says_which_and_why(tmp_path):
+    native = tmp_path / "native"
+    native.write_text("flags\t\t: fpu avx512f avx512_bf16\n")
+    emulated = tmp_path / "emulated"
+    emulated.write_text("flags\t\t: fpu sse2 avx avx2\n")
+    assert cpu_precision(str(native)).startswith("bf16 (the CPU has native bf16)")
+    fallback = cpu_precision(str(emulated))
+    assert fallback.startswith("float32: this CPU has no AVX512-BF16 or AMX-BF16") and "bench/cpu_bf16.py" in fallback

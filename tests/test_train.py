@@ -182,6 +182,12 @@ def test_sft_iteration_then_continue_adapter(tmp_path, embedded_path, monkeypatc
     assert is_done(tmp_path / "iter-1", "train") == json.loads(json.dumps(stats))
     assert stats["method"] == "sft" and stats["steps"] == 1 and stats["samples"] == 2 and stats["lora"] is True
     assert stats["resumed_from"] is None and stats["final_loss"] > 0 and stats["wall_s"] > 0
+    # the operator sees how it computed: bf16 autocast only where this CPU has native bf16
+    from core.hardware import cpu_native_bf16
+
+    expected = "bf16 autocast, float32 weights" if cpu_native_bf16() else "float32"
+    started = [d for k, d in events if k == "event" and d["event"] == "train_started"]
+    assert stats["precision"] == expected and [d["precision"] for d in started] == [expected]
     metrics = [d for k, d in events if k == "metrics"]
     assert metrics and metrics[-1]["step"] == 1 and metrics[-1]["loss"] > 0 and metrics[-1]["lr"] > 0
     assert set(metrics[-1]) >= {"step", "loss", "reward_mean", "reward_std", "lr", "tokens_per_s", "epoch"}

@@ -104,7 +104,8 @@ def train_inprocess(ctx: StageContext, dataset: list[Sample]) -> dict:
     callback.trainer = trainer
     continue_run_steps(trainer, step_offset(ctx.run_dir, ctx.iteration))
     ctx.emit("event", {"event": "train_started", "stage": "train", "iteration": ctx.iteration, "method": method,
-                       "samples": len(rows), "resumed_from": resume.name if resume else None})
+                       "samples": len(rows), "resumed_from": resume.name if resume else None,
+                       "precision": precision(args)})
 
     with compact_lm_head(COMPACT_LM_HEAD and args.use_cpu):
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -195,6 +196,13 @@ def training_args(ctx: StageContext, method: str, n_rows: int, output_dir: Path)
         remove_unused_columns=False, log_completions=False,
         **grpo_vllm_kwargs(tcfg, os.environ.get(SERVER_URL_ENV)),
     )
+
+
+def precision(args) -> str:
+    """How the training computes (training_args chose it), for the train_started event and the stats."""
+    if not args.bf16:
+        return "float32"
+    return "bf16 autocast, float32 weights" if args.use_cpu else "bf16 weights"
 
 
 def load_model(ctx: StageContext, args):
@@ -300,7 +308,7 @@ def _stats(trainer, callback, method, n_rows, skipped, tcfg, resume, t0) -> dict
         "final_loss": losses[-1] if losses else None,
         "wall_s": round(time.monotonic() - t0, 2), "train_s": round(callback.train_seconds(), 2),
         "tokens_per_s": callback.tokens_per_s(), "lora": tcfg.lora,
-        "resumed_from": resume.name if resume else None,
+        "resumed_from": resume.name if resume else None, "precision": precision(trainer.args),
         "lr": tcfg.sft_lr if method == "sft" else tcfg.lr,
         "prompts_per_step": trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps
         * trainer.args.world_size // (tcfg.num_generations if method == "grpo" else 1),
