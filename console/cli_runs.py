@@ -131,7 +131,7 @@ def runs_samples(run_id: str = typer.Argument(..., help="Run id (see `looptool r
 
     with ResultStore(read_only=True) as store:  # a snapshot: no lock, a running core never blocks it
         run_dir = samples.run_dir_of(store.get_docs("runs", run_id=run_id), run_id)
-        evals = samples.evals_of(store.get_docs("evals", run_id=run_id), run_id, iteration) \
+        evals = samples.evals_of(store.get_docs("evals", run_id=run_id), run_id, run_dir, iteration) \
             if stage == "eval" else None
     if prompt_id is not None:
         doc = samples.prompt(run_dir, iteration, stage, prompt_id, evals=evals)

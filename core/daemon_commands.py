@@ -241,7 +241,7 @@ class CommandHandler:
             evals = None
             if args.stage == "eval":
                 docs = await self.store.aget_docs("evals", run_id=run_id) if self.store is not None else []
-                evals = samples.evals_of(docs, run_id, args.iteration)
+                evals = samples.evals_of(docs, run_id, run_dir, args.iteration)
             if args.prompt_id is not None:
                 result = await asyncio.to_thread(samples.prompt, run_dir, args.iteration, args.stage,
                                                  args.prompt_id, evals=evals)

@@ -25,6 +25,7 @@ from core import paths
 from core.benchmarks import scored_unit_of
 from core.errors import UserError
 from core.records import dumps, iter_records
+from core.samples import evals_of, run_dir_of
 from core.stats import mean_difference, paired_difference
 
 RAW_CHARS = 4000  # an output in a flip is cut here (a model that rambles writes kilobytes)
@@ -55,15 +56,21 @@ def resolve(store, ref: str) -> dict:
     if not iteration.isdigit():
         raise UserError(f"{ref!r}: expected RUN:J with J an iteration number (0 is the base model)")
     docs = [d for d in store.get_docs("evals", run_id=run_id) if not d.get("on_demand")]
-    if not docs:
+    here = paths.home() / "runs" / run_id
+    try:
+        run_dir = run_dir_of(store.get_docs("runs", run_id=run_id), run_id, here)
+    except UserError:  # neither in the store nor under this home: the eval documents alone
+        run_dir = here
+    if not docs and not run_dir.is_dir():
         raise UserError(f"{ref!r}: no stored evals of run {run_id!r} (see `looptool runs list`)")
-    found = [d for d in docs if d.get("iteration") == int(iteration)]
-    found = [d for d in found if str(d.get("benchmark", "")).startswith(benchmark or "bfcl")]
+    # the iteration's eval.done first: a base-model eval shared with a newer run is stored under that run
+    own = evals_of(docs, run_id, run_dir, int(iteration))
+    found = [d for d in own if str(d.get("benchmark", "")).startswith(benchmark or "bfcl")]
     if not found:
         have = sorted({(d.get("iteration"), str(d.get("benchmark"))) for d in docs}, key=str)
         raise UserError(f"{ref!r}: run {run_id} has no {benchmark or 'bfcl'} eval of iteration {iteration}; "
-                        f"it has {', '.join(f'{b} of iteration {j}' for j, b in have)}")
-    return max(found, key=lambda d: str(d.get("started_at") or ""))
+                        f"it has {', '.join(f'{b} of iteration {j}' for j, b in have) or 'none in the store'}")
+    return found[0]
 
 
 def records_path(summary: dict) -> Path:

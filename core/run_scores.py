@@ -51,20 +51,28 @@ def _marker_summaries(marker: dict) -> list[dict]:
     return [marker, *([nested] if isinstance(nested, dict) else [])]
 
 
+def iteration_evals(run_id: str, run_dir: Path, iteration: int, store_evals: list[dict]) -> dict[str, dict]:
+    """One iteration's own evals by benchmark: the summaries its `eval.done` holds (the store's document
+    of a shared eval id may name a newer run), else the store's documents of (run_id, iteration), the
+    latest first. On-demand evals are never an iteration's own."""
+    found: dict[str, dict] = {}
+    marker = is_done(Path(run_dir) / f"iter-{iteration}", "eval")
+    for s in _marker_summaries(marker) if marker else []:
+        if s.get("benchmark") in (BFCL, ACEBENCH) and not s.get("on_demand"):
+            found.setdefault(s["benchmark"], s)
+    own = [s for s in store_evals if s.get("run_id") == run_id and s.get("iteration") == iteration
+           and not s.get("on_demand") and s.get("benchmark") in (BFCL, ACEBENCH)]
+    for s in sorted(own, key=lambda d: str(d.get("started_at") or ""), reverse=True):
+        found.setdefault(s["benchmark"], s)
+    return found
+
+
 def iteration_scores(run_id: str, run_dir: Path, iterations: int, store_evals: list[dict]) -> list[IterationScore]:
     """Iterations 0..`iterations` with their held-out summaries (None where not evaluated).
     `store_evals`: the store's eval documents (ResultStore.list_evals)."""
     out = []
     for j in range(iterations + 1):
-        found: dict[str, dict] = {}
-        marker = is_done(Path(run_dir) / f"iter-{j}", "eval")
-        for s in _marker_summaries(marker) if marker else []:
-            if s.get("benchmark") in (BFCL, ACEBENCH) and not s.get("on_demand"):
-                found.setdefault(s["benchmark"], s)
-        for s in store_evals:
-            if s.get("run_id") == run_id and s.get("iteration") == j and not s.get("on_demand") \
-                    and s.get("benchmark") in (BFCL, ACEBENCH):
-                found.setdefault(s["benchmark"], s)
+        found = iteration_evals(run_id, run_dir, j, store_evals)
         out.append(IterationScore(j, found.get(BFCL), found.get(ACEBENCH)))
     return out
 

@@ -157,11 +157,13 @@ def run_dir_of(run_docs: list[dict], run_id: str, fallback: Path | None = None) 
     raise UserError(f"no run {run_id!r} in the store (see `looptool runs list`)")
 
 
-def evals_of(eval_docs: list[dict], run_id: str, iteration: int) -> list[dict]:
-    """The store's evals of one iteration of a run, in benchmark order (bfcl-v3 before acebench)."""
-    docs = [d for d in eval_docs if d.get("run_id") == run_id and d.get("iteration") == iteration]
-    return sorted(docs, key=lambda d: (str(d.get("benchmark") or "") != "bfcl-v3", str(d.get("benchmark")),
-                                       str(d.get("started_at") or "")))
+def evals_of(eval_docs: list[dict], run_id: str, run_dir: Path, iteration: int) -> list[dict]:
+    """One iteration's own evals (core.run_scores.iteration_evals: its eval.done first, then the store's
+    documents), in benchmark order (bfcl-v3 before acebench)."""
+    from core.run_scores import iteration_evals
+
+    docs = iteration_evals(run_id, run_dir, iteration, eval_docs).values()
+    return sorted(docs, key=lambda d: (str(d.get("benchmark") or "") != "bfcl-v3", str(d.get("benchmark"))))
 
 
 def _records_path(doc: dict) -> Path:

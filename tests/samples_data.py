@@ -133,7 +133,7 @@ def samples_responder(run_dir: Path, evals: list[dict]):
         except UserError as e:
             return link.feed_ack(cmd.id, "rejected", f"args.filters: {e}", verb=verb)
         link.feed_ack(cmd.id, "accepted", verb=verb)
-        mine = samples.evals_of(evals, RUN_ID, args.iteration)
+        mine = samples.evals_of(evals, RUN_ID, run_dir, args.iteration)
         try:
             if args.prompt_id is None:
                 result = samples.page(run_dir, args.iteration, args.stage, args.filters, args.offset, args.limit,

@@ -138,6 +138,30 @@ def test_evals_named_by_run_and_iteration_and_the_errors(home):
             compare(store, "bfcl-aaaa1111", "bfcl-bbbb2222")
 
 
+def test_run_zero_of_the_older_of_two_runs_sharing_a_base_eval_is_that_eval(home):
+    """Runs on one base model with one eval config share their iteration-0 eval id, and the store's
+    document names the newer run; the older run's RUN:0 (compare, and `runs samples --stage eval`) is
+    found through its own iter-0/eval.done."""
+    from core.samples import evals_of
+    from core.stages.base import mark_done
+
+    with ResultStore(home / "looptool.db.json") as store:
+        for run in ("run-old", "run-x"):  # run-x, the newer, is the store's run_id of bfcl-aaaa1111
+            (home / "runs" / run / "iter-0").mkdir(parents=True)
+            shared = {**store.get_eval("bfcl-aaaa1111"), "run_id": run, "iteration": 0}
+            mark_done(home / "runs" / run / "iter-0", "eval", {"iteration": 0, "summaries": {"bfcl": shared}})
+        store.update_eval("bfcl-aaaa1111", iteration=0)
+        r = compare(store, "run-old:0", "run-x:2")
+        assert (r["a"]["eval_id"], r["a"]["run_id"], r["a"]["iteration"]) == ("bfcl-aaaa1111", "run-old", 0)
+        assert r["b"]["eval_id"] == "bfcl-bbbb2222" and r["overall"]["n"] > 0
+        assert compare(store, "run-x:0", "run-x:2")["a"]["eval_id"] == "bfcl-aaaa1111"
+        docs = store.get_docs("evals", run_id="run-old")
+        assert docs == []  # the store alone knows nothing of run-old: the marker is what finds it
+        assert [d["eval_id"] for d in evals_of(docs, "run-old", home / "runs" / "run-old", 0)] == ["bfcl-aaaa1111"]
+        with pytest.raises(UserError, match="run run-old has no bfcl eval of iteration 1"):
+            compare(store, "run-old:1", "run-x:2")
+
+
 def test_records_are_found_under_a_moved_home(home):
     with ResultStore(home / "looptool.db.json") as store:
         store.update_eval("bfcl-aaaa1111", records="/elsewhere/evals/bfcl-aaaa1111/records.jsonl")

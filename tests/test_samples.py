@@ -14,7 +14,7 @@ from samples_data import BFCL_RECORDS, LONG_REPLY, PROBE, RUN_ID, write_run
 @pytest.fixture
 def run(tmp_path):
     run_dir, runs, evals = write_run(tmp_path)
-    return run_dir, samples.evals_of(evals, RUN_ID, 1)
+    return run_dir, samples.evals_of(evals, RUN_ID, run_dir, 1)
 
 
 def ids(page: dict) -> list[str]:
@@ -139,7 +139,7 @@ def test_bad_filters_stages_and_bounds_are_one_clear_error(run):
     with pytest.raises(UserError, match="has no iteration 7"):
         samples.page(run_dir, 7, "judge")
     with pytest.raises(UserError, match="iteration 2 of run .* has no eval in the store"):
-        samples.page(run_dir, 2, "eval", evals=samples.evals_of(evals, RUN_ID, 2))
+        samples.page(run_dir, 2, "eval", evals=samples.evals_of(evals, RUN_ID, run_dir, 2))
     with pytest.raises(UserError, match="no sample 'nope' in"):
         samples.prompt(run_dir, 1, "probe", "nope")
 
