@@ -1,4 +1,4 @@
-"""Prefix reuse for the hf backend: the KV cache of earlier sequences, kept and reused.
+r"""Prefix reuse for the hf backend: the KV cache of earlier sequences, kept and reused.
 
 A multi-turn entry's next step is its previous prompt, the model's reply and the tool results, so all but
 the newest few hundred tokens of a 4-10k-token prompt were already encoded one step earlier. Prompts of
