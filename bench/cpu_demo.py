@@ -270,6 +270,7 @@ def main() -> None:
     ap.add_argument("--holdout-seed", type=int, help="eval.holdout_seed for every preset: another held-out draw")
     ap.add_argument("--json", type=Path, help="also write the summaries (and the comparison) here")
     args = ap.parse_args()
+    precision = None  # of the machine that ran the presets: unknown for runs only summarized here
     if args.summarize:
         run_dirs = args.summarize
     else:
@@ -283,6 +284,11 @@ def main() -> None:
                 fetch.verify(acebench_data)  # before an hour of training, not at the first eval
             except UserError as e:
                 sys.exit(f"--acebench-data: {e}")
+        from core.hardware import cpu_precision
+
+        # the README's timings were measured with native bf16: say which this machine gets before it starts
+        precision = cpu_precision()
+        print(f"precision: {precision}", flush=True)
         home = Path(tempfile.mkdtemp(prefix="looptool-cpu-demo-"))
         run_dirs = [run_preset(p, home, acebench_data, args.seed, args.holdout_seed) for p in args.presets]
     summaries = [summarize(d) for d in run_dirs]
@@ -292,7 +298,8 @@ def main() -> None:
     if comparison is not None:
         report_comparison(comparison)
     if args.json:
-        args.json.write_text(json.dumps({"runs": summaries, "comparison": comparison}, indent=2))
+        args.json.write_text(json.dumps({"runs": summaries, "comparison": comparison, "precision": precision},
+                                        indent=2))
 
 
 if __name__ == "__main__":
