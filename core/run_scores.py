@@ -59,7 +59,7 @@ def iteration_evals(run_id: str, run_dir: Path, iteration: int, store_evals: lis
     marker = is_done(Path(run_dir) / f"iter-{iteration}", "eval")
     for s in _marker_summaries(marker) if marker else []:
         if s.get("benchmark") in (BFCL, ACEBENCH) and not s.get("on_demand"):
-            found.setdefault(s["benchmark"], s)
+            found.setdefault(s["benchmark"], {**s, "run_id": run_id})  # a marker's summary names no run
     own = [s for s in store_evals if s.get("run_id") == run_id and s.get("iteration") == iteration
            and not s.get("on_demand") and s.get("benchmark") in (BFCL, ACEBENCH)]
     for s in sorted(own, key=lambda d: str(d.get("started_at") or ""), reverse=True):

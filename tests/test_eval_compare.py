@@ -148,7 +148,8 @@ def test_run_zero_of_the_older_of_two_runs_sharing_a_base_eval_is_that_eval(home
     with ResultStore(home / "looptool.db.json") as store:
         for run in ("run-old", "run-x"):  # run-x, the newer, is the store's run_id of bfcl-aaaa1111
             (home / "runs" / run / "iter-0").mkdir(parents=True)
-            shared = {**store.get_eval("bfcl-aaaa1111"), "run_id": run, "iteration": 0}
+            shared = {k: v for k, v in store.get_eval("bfcl-aaaa1111").items() if k != "run_id"}
+            shared["iteration"] = 0  # as the eval stage writes it: run_dir and iteration, no run_id
             mark_done(home / "runs" / run / "iter-0", "eval", {"iteration": 0, "summaries": {"bfcl": shared}})
         store.update_eval("bfcl-aaaa1111", iteration=0)
         r = compare(store, "run-old:0", "run-x:2")
