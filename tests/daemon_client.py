@@ -77,5 +77,5 @@ async def start_daemon(url, core_id, engine, store, creds=(None, None), **kw):
     bus.backoff_min, bus.backoff_max = 0.1, 0.3
     d = CoreDaemon(engine, bus, core_id, store, hardware_s=0.5, **kw)
     task = asyncio.create_task(d.run())
-    await wait_for(lambda: bus.connected, what="core connect")
+    await wait_for(lambda: bus.connected, timeout=30.0, what="core connect")  # a loaded 2-core CI machine
     return d, task
