@@ -172,15 +172,15 @@ def _check_model(name: str, key: str) -> str:
 
 
 def _check_device(device: str) -> str:
+    from core.hardware import cpu_precision
+
+    if device == "cpu":  # no torch import needed to say so
+        return f"model.device: cpu, on the CPU in {cpu_precision()}"
     import torch
 
-    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
-        from core.hardware import cpu_precision
-
-        return f"model.device: {device}, on the CPU in {cpu_precision()}"
-    if not device.startswith("cuda"):
-        return f"model.device: {device}"
-
+    if not device.startswith("cuda"):  # auto
+        on = "CUDA" if torch.cuda.is_available() else f"the CPU in {cpu_precision()}"
+        return f"model.device: {device}, on {on}"
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     index = int(device.partition(":")[2] or 0)
     if index >= count:
