@@ -98,6 +98,9 @@ class TrainSection(_Strict):
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     lr: float = Field(1e-6, gt=0)
     sft_lr: float = Field(2e-4, gt=0)
+    sft_decision_weight: float = Field(1.0, ge=1, le=100, description="SFT loss weight of each label's "
+                                       "first token, the call-or-text decision (core/stages/train_sft_loss.py); "
+                                       "1 = trl's plain token mean")
     batch_size: int = Field(128, ge=1, description="prompts per optimizer step")
     micro_batch: int = Field(2, ge=1)
     epochs: float = Field(2, gt=0)

@@ -25,6 +25,7 @@ def test_paper_preset_holds_the_paper_recipe():
     assert c.run.iterations == 4 and c.assemble.budget == 18304 and c.assemble.fresh_seeds == [5632, 2816, 1408]
     assert c.expand.k == 4 and c.judge.llm.model == c.expand.llm.model == "Qwen/Qwen3-32B"
     assert [c.assemble.fresh_for(j) for j in (2, 3, 4)] == [5632, 2816, 1408]
+    assert t.sft_decision_weight == 1  # trl's plain SFT loss: the decision weight is not the paper's
 
 
 def test_static_preset_differs_only_in_static_and_name():

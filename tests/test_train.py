@@ -167,6 +167,16 @@ def test_latest_checkpoint_ignores_incomplete(tmp_path):
     assert latest_checkpoint(tmp_path).name == "checkpoint-3"
 
 
+def test_first_label_positions_marks_each_rows_first_label():
+    import torch
+
+    from core.stages.train_sft_loss import first_label_positions
+
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 0, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)
+    expected = [[0, 0, 1, 0, 0], [1, 0, 0, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]]
+    assert first_label_positions(mask).int().tolist() == expected
+
+
 # -- slow: real training --------------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -219,6 +229,47 @@ def test_sft_iteration_then_continue_adapter(tmp_path, embedded_path, monkeypatc
     after = adapter_weights(tmp_path / "iter-2" / "policy")
     assert after.keys() == before.keys()
     assert any(not after[k].equal(before[k]) for k in before)
+
+
+@pytest.mark.slow
+def test_decision_weight_scales_only_the_first_label_token(tmp_path, embedded_path):
+    """The weighted loss against one computed here from the model's plain logits: every label token's
+    negative log-likelihood once, the first label token's weight - 1 times more, over the label count."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from core.stages.train_sft_loss import decision_weighted_trainer
+
+    cfg = make_cfg("sft", batch_size=2, micro_batch=2)
+    ctx = make_ctx(tmp_path, cfg, embedded_path)
+    tok = AutoTokenizer.from_pretrained(embedded_path)
+    rows, _ = train.build_rows(tok, [call_sample(0), text_sample(0)], "fc", "sft", 256)
+    args = train.training_args(ctx, "sft", len(rows), tmp_path / "ckpt")
+    model = train.load_model(ctx, args)
+    trainer = train._sft_trainer(model, tok, args, rows, LoopCallback(ctx), decision_weight=4.0)
+    assert type(trainer) is decision_weighted_trainer(4.0) is not decision_weighted_trainer(1.0)
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    model.eval()
+    with torch.no_grad():
+        weighted = trainer.compute_loss(model, dict(batch)).item()
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+    labels = batch["labels"][:, 1:]
+    mask = labels != -100
+    nll = -torch.log_softmax(logits[:, :-1], -1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+    first = mask.int().argmax(dim=1)  # each row's first label position
+    rows_ = torch.arange(len(first))
+    assert mask[rows_, first].all() and int(mask.sum()) > 2 * len(first)
+    plain = float(nll[mask].sum() / mask.sum())
+    expected = float((nll[mask].sum() + 3.0 * nll[rows_, first].sum()) / mask.sum())
+    assert weighted == pytest.approx(expected, rel=1e-3) and weighted > plain * 1.01
+
+
+@pytest.mark.slow
+def test_sft_step_with_decision_weight(tmp_path, embedded_path):
+    ctx = make_ctx(tmp_path, make_cfg("sft", batch_size=2, micro_batch=2, sft_decision_weight=5.0), embedded_path)
+    stats = train.run(ctx, [call_sample(0), text_sample(0)])
+    assert stats["steps"] == 1 and stats["final_loss"] > 0
+    assert (tmp_path / "iter-1" / "policy" / "adapter_model.safetensors").is_file()
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@
   ``ctx.adapter`` (the previous iteration's LoRA adapter) which is trained further. Every iteration
   builds a new trainer, so the optimizer is reset (the paper's schedule).
 * SFT: prompt-completion rows (prompt = the rendered chat prompt, completion = the label + eos); trl
-  computes the loss on the completion only.
+  computes the loss on the completion only (its first token weighted by train.sft_decision_weight:
+  core/stages/train_sft_loss.py).
 * GRPO: the paper's binary exact-match reward (core.prompt_format.reward), G rollouts per prompt, clip
   epsilon low/high, beta = 0 (no KL, no reference model), token-mean loss ("dapo" in trl).
 * One optimizer step sees `train.batch_size` prompts (capped at the dataset size, since trl's GRPO
@@ -98,7 +99,7 @@ def train_inprocess(ctx: StageContext, dataset: list[Sample]) -> dict:
     callback = LoopCallback(ctx, save_every_s=tcfg.save_every_s)
     set_train_env(ctx.cfg, ctx.run_dir)  # where trl's tracker callbacks (train.report_to) write
     if method == "sft":
-        trainer = _sft_trainer(model, tokenizer, args, rows, callback)
+        trainer = _sft_trainer(model, tokenizer, args, rows, callback, tcfg.sft_decision_weight)
     else:
         trainer = _grpo_trainer(model, tokenizer, args, rows, dataset, mode, tcfg.list_as_set, callback)
     callback.trainer = trainer
@@ -228,11 +229,12 @@ def load_model(ctx: StageContext, args):
     return get_peft_model(model, lora)
 
 
-def _sft_trainer(model, tokenizer, args, rows, callback):
+def _sft_trainer(model, tokenizer, args, rows, callback, decision_weight: float = 1.0):
     from datasets import Dataset
-    from trl import SFTTrainer
 
-    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+    from core.stages.train_sft_loss import decision_weighted_trainer
+
+    return decision_weighted_trainer(decision_weight)(model=model, args=args, train_dataset=Dataset.from_list(rows),
                       processing_class=tokenizer, callbacks=[callback])
 
 
