@@ -238,7 +238,6 @@ def test_decision_weight_scales_only_the_first_label_token(tmp_path, embedded_pa
     import torch
     from transformers import AutoTokenizer
 
-    from core.stages.train_sft_loss import decision_weighted_trainer
 
     cfg = make_cfg("sft", batch_size=2, micro_batch=2)
     ctx = make_ctx(tmp_path, cfg, embedded_path)
@@ -247,11 +246,13 @@ def test_decision_weight_scales_only_the_first_label_token(tmp_path, embedded_pa
     args = train.training_args(ctx, "sft", len(rows), tmp_path / "ckpt")
     model = train.load_model(ctx, args)
     trainer = train._sft_trainer(model, tok, args, rows, LoopCallback(ctx), decision_weight=4.0)
-    assert type(trainer) is decision_weighted_trainer(4.0) is not decision_weighted_trainer(1.0)
+    assert trainer.decision_weight == 4.0
     batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
     model.eval()
     with torch.no_grad():
         weighted = trainer.compute_loss(model, dict(batch)).item()
+        trainer.decision_weight = 1.0  # trl's own loss, the check on the hand computation below
+        trls = trainer.compute_loss(model, dict(batch)).item()
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
     labels = batch["labels"][:, 1:]
     mask = labels != -100
@@ -261,6 +262,7 @@ def test_decision_weight_scales_only_the_first_label_token(tmp_path, embedded_pa
     assert mask[rows_, first].all() and int(mask.sum()) > 2 * len(first)
     plain = float(nll[mask].sum() / mask.sum())
     expected = float((nll[mask].sum() + 3.0 * nll[rows_, first].sum()) / mask.sum())
+    assert trls == pytest.approx(plain, rel=1e-3)
     assert weighted == pytest.approx(expected, rel=1e-3) and weighted > plain * 1.01
 
 

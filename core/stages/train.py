@@ -232,10 +232,10 @@ def load_model(ctx: StageContext, args):
 def _sft_trainer(model, tokenizer, args, rows, callback, decision_weight: float = 1.0):
     from datasets import Dataset
 
-    from core.stages.train_sft_loss import decision_weighted_trainer
+    from core.stages.train_sft_loss import DecisionWeightedSFTTrainer
 
-    return decision_weighted_trainer(decision_weight)(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                      processing_class=tokenizer, callbacks=[callback])
+    return DecisionWeightedSFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                      processing_class=tokenizer, callbacks=[callback], decision_weight=decision_weight)
 
 
 def _grpo_trainer(model, tokenizer, args, rows, dataset, mode, list_as_set, callback):

@@ -7,7 +7,7 @@ spelling and little teaches when to call. `sft_decision_weight = w` multiplies t
 first token by w and leaves the divisor (the batch's label tokens) as it is: the decision's gradient grows
 w-fold, every other token's stays trl's.
 
-    decision_weighted_trainer(weight) -> an SFTTrainer subclass (trl's own class when weight == 1)
+    DecisionWeightedSFTTrainer(..., decision_weight=w)   trl's SFTTrainer (its own loss when w == 1)
     first_label_positions(label_mask) -> bool mask of the first labelled position of each row
 
 The subclass computes the loss from trl's fused LM head outputs (per-token log-probabilities of the
@@ -27,20 +27,22 @@ def first_label_positions(label_mask: torch.Tensor) -> torch.Tensor:
     return label_mask & ~before
 
 
-def decision_weighted_trainer(weight: float) -> type[SFTTrainer]:
-    if weight == 1:
-        return SFTTrainer
+class DecisionWeightedSFTTrainer(SFTTrainer):
+    """trl's SFTTrainer whose loss weighs each label's first token `decision_weight` times (1: trl's own)."""
 
-    class DecisionWeightedSFTTrainer(SFTTrainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            inputs["use_cache"] = False
-            outputs = model(**inputs, fused_lm_head=True)
-            mask = outputs.label_mask
-            weights = 1.0 + (weight - 1.0) * first_label_positions(mask).to(outputs.log_probs.dtype)
-            num_tokens = mask.sum() if num_items_in_batch is None else num_items_in_batch
-            loss = (-outputs.log_probs * weights).sum() / torch.as_tensor(num_tokens).clamp(min=1)
-            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-                loss = loss * self.accelerator.num_processes  # as trl: DDP averages the ranks' gradients
-            return (loss, outputs) if return_outputs else loss
+    def __init__(self, *args, decision_weight: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.decision_weight = decision_weight
 
-    return DecisionWeightedSFTTrainer
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.decision_weight == 1:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        inputs["use_cache"] = False
+        outputs = model(**inputs, fused_lm_head=True)
+        mask = outputs.label_mask
+        weights = 1.0 + (self.decision_weight - 1.0) * first_label_positions(mask).to(outputs.log_probs.dtype)
+        num_tokens = mask.sum() if num_items_in_batch is None else num_items_in_batch
+        loss = (-outputs.log_probs * weights).sum() / torch.as_tensor(num_tokens).clamp(min=1)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # as trl: DDP averages the ranks' gradients
+        return (loss, outputs) if return_outputs else loss
