@@ -238,7 +238,6 @@ def test_decision_weight_scales_only_the_first_label_token(tmp_path, embedded_pa
     import torch
     from transformers import AutoTokenizer
 
-
     cfg = make_cfg("sft", batch_size=2, micro_batch=2)
     ctx = make_ctx(tmp_path, cfg, embedded_path)
     tok = AutoTokenizer.from_pretrained(embedded_path)

@@ -229,13 +229,14 @@ def load_model(ctx: StageContext, args):
     return get_peft_model(model, lora)
 
 
-def _sft_trainer(model, tokenizer, args, rows, callback, decision_weight: float = 1.0):
+def _sft_trainer(model, tokenizer, args, rows, callback, decision_weight: float):
     from datasets import Dataset
 
     from core.stages.train_sft_loss import DecisionWeightedSFTTrainer
 
     return DecisionWeightedSFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                      processing_class=tokenizer, callbacks=[callback], decision_weight=decision_weight)
+                                      processing_class=tokenizer, callbacks=[callback],
+                                      decision_weight=decision_weight)
 
 
 def _grpo_trainer(model, tokenizer, args, rows, dataset, mode, list_as_set, callback):
